@@ -1,0 +1,259 @@
+//! Voice packs and blends.
+//!
+//! A Kokoro voice is a pack of style vectors `[510, 1, 256]`, one row per input length: the row
+//! for `n` phonemes is `pack[n − 1]`. Its first 128 values condition the decoder, the last 128
+//! the prosody predictor. Packs come from an `.npz` (`voices_ja.npz`) or per-voice `.pt` files
+//! (`voices/*.pt` of the official release). A blend such as `jf_alpha(2)+jm_kumo(1)` is the
+//! weight-normalised sum of packs; each distinct blend is computed once and cached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::ModelError;
+
+/// Rows per pack: one per phoneme count 1..=510.
+pub const PACK_ROWS: usize = 510;
+pub const STYLE_DIM: usize = 256;
+
+#[derive(Debug)]
+pub struct VoiceStore {
+    /// Stock packs `[510, 256]` by id.
+    packs: BTreeMap<String, Tensor>,
+    /// Blends by their canonical spelling.
+    blends: Mutex<HashMap<String, Arc<Tensor>>>,
+}
+
+fn invalid(message: impl Into<String>) -> ModelError {
+    ModelError::InvalidInput {
+        field: "voice",
+        message: message.into(),
+    }
+}
+
+impl VoiceStore {
+    pub fn new(packs: BTreeMap<String, Tensor>) -> Self {
+        Self {
+            packs,
+            blends: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn check_pack(
+        path: &Path,
+        name: &str,
+        t: Tensor,
+        device: &Device,
+    ) -> Result<Tensor, ModelError> {
+        let t = t.to_dtype(DType::F32)?;
+        if t.elem_count() != PACK_ROWS * STYLE_DIM {
+            return Err(ModelError::Weights {
+                path: path.display().to_string(),
+                message: format!(
+                    "voice {name} has shape {:?}, expected [510, 1, 256]",
+                    t.dims()
+                ),
+            });
+        }
+        Ok(t.reshape((PACK_ROWS, STYLE_DIM))?.to_device(device)?)
+    }
+
+    /// Reads every array of an `.npz` as a voice pack named by its key.
+    pub fn from_npz(path: &Path, device: &Device) -> Result<Self, ModelError> {
+        let arrays = Tensor::read_npz(path).map_err(|e| ModelError::Weights {
+            path: path.display().to_string(),
+            message: format!("cannot read voice packs: {e}"),
+        })?;
+        let mut packs = BTreeMap::new();
+        for (name, t) in arrays {
+            let name = name.trim_end_matches(".npy").to_string();
+            let t = Self::check_pack(path, &name, t, device)?;
+            packs.insert(name, t);
+        }
+        Ok(Self::new(packs))
+    }
+
+    /// Reads `<dir>/*.pt` (one pickled tensor per voice, as in the official release).
+    pub fn from_pt_dir(dir: &Path, device: &Device) -> Result<Self, ModelError> {
+        let mut packs = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("pt") {
+                continue;
+            }
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let tensors =
+                candle_core::pickle::read_all(&path).map_err(|e| ModelError::Weights {
+                    path: path.display().to_string(),
+                    message: format!("cannot read voice: {e}"),
+                })?;
+            let (_, t) = tensors
+                .into_iter()
+                .next()
+                .ok_or_else(|| ModelError::Weights {
+                    path: path.display().to_string(),
+                    message: "no tensor in voice file".into(),
+                })?;
+            let t = Self::check_pack(&path, &name, t, device)?;
+            packs.insert(name, t);
+        }
+        Ok(Self::new(packs))
+    }
+
+    /// Stock voice ids, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.packs.keys().cloned().collect()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.packs.contains_key(id)
+    }
+
+    /// The pack of a stock voice or blend, `[510, 256]`.
+    pub fn pack(&self, voice: &str) -> Result<Arc<Tensor>, ModelError> {
+        let parts = parse_blend(voice)?;
+        if parts.len() == 1 && (parts[0].1 - 1.0).abs() < f32::EPSILON {
+            let t = self
+                .packs
+                .get(&parts[0].0)
+                .ok_or_else(|| ModelError::UnknownVoice(voice.to_string()))?;
+            return Ok(Arc::new(t.clone()));
+        }
+        let key = canonical_blend(&parts);
+        {
+            let cache = self
+                .blends
+                .lock()
+                .map_err(|_| invalid("voice cache poisoned"))?;
+            if let Some(t) = cache.get(&key) {
+                return Ok(t.clone());
+            }
+        }
+        let total: f32 = parts.iter().map(|(_, w)| w).sum();
+        let mut acc: Option<Tensor> = None;
+        for (id, w) in &parts {
+            let t = self
+                .packs
+                .get(id)
+                .ok_or_else(|| ModelError::UnknownVoice(id.clone()))?;
+            let scaled = (t * f64::from(w / total))?;
+            acc = Some(match acc {
+                None => scaled,
+                Some(a) => (a + scaled)?,
+            });
+        }
+        let blend = Arc::new(acc.ok_or_else(|| invalid("empty blend"))?);
+        let mut cache = self
+            .blends
+            .lock()
+            .map_err(|_| invalid("voice cache poisoned"))?;
+        Ok(cache.entry(key).or_insert(blend).clone())
+    }
+
+    /// The style vector `[1, 256]` for an input of `n_phonemes` phonemes (row `n − 1`, clamped).
+    pub fn style(&self, voice: &str, n_phonemes: usize) -> Result<Tensor, ModelError> {
+        let pack = self.pack(voice)?;
+        let row = n_phonemes.clamp(1, PACK_ROWS) - 1;
+        Ok(pack.narrow(0, row, 1)?)
+    }
+}
+
+/// Parses `a(2)+b(1)` / `a+b` / `a` into `(id, weight)` pairs.
+pub fn parse_blend(spec: &str) -> Result<Vec<(String, f32)>, ModelError> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err(invalid("empty voice id"));
+    }
+    let mut out = Vec::new();
+    for part in spec.split('+') {
+        let part = part.trim();
+        let (id, weight) = match part.split_once('(') {
+            Some((id, rest)) => {
+                let w = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| invalid(format!("unclosed weight in {part:?}")))?;
+                let w: f32 = w
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(format!("bad weight {w:?} in {spec:?}")))?;
+                (id.trim(), w)
+            }
+            None => (part, 1.0),
+        };
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(format!("bad voice name {id:?} in {spec:?}")));
+        }
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err(invalid(format!(
+                "weight of {id} must be positive, got {weight}"
+            )));
+        }
+        out.push((id.to_string(), weight));
+    }
+    Ok(out)
+}
+
+fn canonical_blend(parts: &[(String, f32)]) -> String {
+    parts
+        .iter()
+        .map(|(id, w)| format!("{id}({w})"))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blend_spec_parses_weights_and_defaults() -> Result<(), ModelError> {
+        assert_eq!(
+            parse_blend("jf_alpha(2)+jm_kumo(1)")?,
+            vec![("jf_alpha".to_string(), 2.0), ("jm_kumo".to_string(), 1.0)]
+        );
+        assert_eq!(
+            parse_blend(" jf_alpha ")?,
+            vec![("jf_alpha".to_string(), 1.0)]
+        );
+        assert!(parse_blend("jf_alpha(0)").is_err());
+        assert!(parse_blend("jf_alpha(2").is_err());
+        assert!(parse_blend("").is_err());
+        assert!(parse_blend("a+").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn blend_is_the_normalised_weighted_sum_and_is_cached() -> Result<(), ModelError> {
+        let dev = Device::Cpu;
+        let mut packs = BTreeMap::new();
+        packs.insert(
+            "a".to_string(),
+            Tensor::ones((PACK_ROWS, STYLE_DIM), DType::F32, &dev)?,
+        );
+        packs.insert(
+            "b".to_string(),
+            Tensor::zeros((PACK_ROWS, STYLE_DIM), DType::F32, &dev)?,
+        );
+        let store = VoiceStore::new(packs);
+        let s = store.style("a(3)+b(1)", 10)?;
+        let v: Vec<f32> = s.flatten_all()?.to_vec1()?;
+        assert!(v.iter().all(|x| (x - 0.75).abs() < 1e-6));
+        let p1 = store.pack("a(3)+b(1)")?;
+        let p2 = store.pack("a(3)+b(1)")?;
+        assert!(Arc::ptr_eq(&p1, &p2), "second lookup comes from the cache");
+        assert!(matches!(store.pack("c"), Err(ModelError::UnknownVoice(_))));
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Command-line arguments. Every `serve` flag also reads an environment variable, and overrides the
+//! TOML file given by `--config`, which overrides the built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigError, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tts-server",
+    version,
+    about = "Self-hosted neural text-to-speech server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Synthesize one text to a file, without a server.
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (and `openai_voices`, sentence timing).
+    #[arg(long, env = "TTS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TTS_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Directory with piper/*.onnx(.json) and kokoro/ [default: ./models].
+    #[arg(long, env = "TTS_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Directory for cache, voices and usage [default: ./storage].
+    #[arg(long, env = "TTS_STORAGE_DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// Inference worker threads [default: 1].
+    #[arg(long, env = "TTS_WORKERS")]
+    pub workers: Option<usize>,
+    /// Requests waiting for a worker before 503 [default: 32].
+    #[arg(long, env = "TTS_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Per-request synthesis timeout in seconds [default: 120].
+    #[arg(long, env = "TTS_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<f64>,
+    /// Text limit of /v1/tts in characters [default: 5000].
+    #[arg(long, env = "TTS_MAX_TEXT_CHARS")]
+    pub max_text_chars: Option<usize>,
+    /// Voice used when a request names none.
+    #[arg(long, env = "TTS_DEFAULT_VOICE")]
+    pub default_voice: Option<String>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the file, then flags and environment.
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::from_toml_file(path)?,
+            None => ServerConfig::default(),
+        };
+        if let Some(bind) = self.bind {
+            config.bind = bind;
+        }
+        if let Some(dir) = self.models_dir {
+            config.models_dir = dir;
+        }
+        if let Some(dir) = self.storage_dir {
+            config.storage_dir = dir;
+        }
+        if let Some(workers) = self.workers {
+            config.workers = workers;
+        }
+        if let Some(capacity) = self.queue_capacity {
+            config.queue_capacity = capacity;
+        }
+        if let Some(secs) = self.request_timeout_secs {
+            config.request_timeout_secs = secs;
+        }
+        if let Some(chars) = self.max_text_chars {
+            config.max_text_chars = chars;
+        }
+        if let Some(voice) = self.default_voice {
+            config.default_voice = Some(voice);
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub voice: String,
+    /// Model id (`piper`, `kokoro`); optional, voice ids are unique.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub text: String,
+    /// Output file; the format comes from the extension (wav, mp3, opus, flac, pcm, ulaw).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, env = "TTS_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f32,
+    /// Output sample rate; default: the model's.
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let path = std::env::temp_dir().join(format!("tts-cli-{}.toml", std::process::id()));
+        std::fs::write(&path, "workers = 4\nqueue_capacity = 7\n").unwrap();
+        let cli = Cli::parse_from([
+            "tts-server",
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--workers",
+            "2",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        let config = args.into_config();
+        std::fs::remove_file(&path).ok();
+        let config = config.unwrap();
+        assert_eq!(config.workers, 2);
+        assert_eq!(config.queue_capacity, 7);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,26 @@
+//! Text front ends for the speech models: espeak-ng phonemization with Piper's conventions and
+//! sentence splitting for streaming.
+
+pub mod espeak;
+pub mod kokoro;
+pub mod piper;
+pub mod sentences;
+
+pub use espeak::{Espeak, PhonemeClause};
+pub use piper::PhonemeIdMap;
+pub use sentences::split_sentences;
+
+/// Errors of the text front end.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("espeak-ng initialisation failed: {0}")]
+    EspeakInit(String),
+    #[error("espeak-ng voice {0:?} is not available")]
+    UnknownVoice(String),
+    #[error("espeak-ng failed: {0}")]
+    Espeak(String),
+    #[error("invalid text: {0}")]
+    InvalidText(String),
+    #[error("invalid phoneme map: {0}")]
+    PhonemeMap(String),
+}
