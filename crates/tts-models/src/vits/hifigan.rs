@@ -9,8 +9,8 @@ use candle_nn::{Conv1d, VarBuilder};
 
 use super::fused_conv::FusedConv1d;
 use super::layers::{conv1d, conv1x1};
-use crate::nn::ConvTranspose1d;
 use super::{ResBlockConfig, VitsConfig};
+use crate::nn::ConvTranspose1d;
 
 const LRELU_SLOPE: f32 = 0.1;
 
