@@ -1,22 +1,23 @@
-//! A CPU conv1d with its input normalisation and activation fused in:
+//! A CPU conv1d with its input normalisation, activation and residual add fused in:
 //! `y = scale · (bias + residual + Σ_k W_k · act(adain(x))[:, k·dilation + stride·t])`.
 //!
-//! Kokoro's generator spends most of its time in `Snake(AdaIN(x)) → conv` pairs over long
-//! sequences. candle runs that as ~15 single-threaded elementwise passes plus an im2col copy
-//! (`L·C_in·K` floats) and a transposing copy around one GEMM. Here the normalised, activated
-//! input is written once into a zero-padded buffer, then every kernel tap is a GEMM
-//! accumulated straight into the output, over column blocks that run in parallel. Other
-//! devices (and non-f32 tensors) take the equivalent candle ops.
+//! Used by Kokoro's generator/decoder (`Snake(AdaIN(x)) → conv` pairs) and by Piper's
+//! HiFi-GAN, flow and encoder (leaky-ReLU → conv → residual). candle runs these as
+//! single-threaded elementwise passes plus an im2col copy (`L·C_in·K` floats) and a
+//! transposing copy around one GEMM. Here the normalised, activated input is written once into
+//! a zero-padded buffer; then, over column chunks that fit in cache and run in parallel, each
+//! chunk's im2col block feeds one GEMM (inner size `K·C_in`) accumulated straight into the
+//! output. Other devices (and non-f32 tensors) take the equivalent candle ops.
 
-use candle_core::{DType, Device, Result, Storage, Tensor};
+use std::sync::Arc;
+
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
 use candle_nn::{Conv1d, Module};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::adain::instance_norm;
 
-/// Output columns per parallel block: the rhs block (C_in × cols) stays in L2.
-const COL_BLOCK: usize = 256;
 const EPS: f32 = 1e-5;
 
 /// The activation applied to the (normalised) input before the convolution.
@@ -56,15 +57,16 @@ pub struct AdaInParams {
 /// Conv1d (groups 1) whose CPU forward fuses AdaIN, the activation and a residual add.
 #[derive(Debug, Clone)]
 pub struct FusedConv1d {
-    /// `[K][C_out][C_in]`.
-    taps: Vec<f32>,
-    bias: Vec<f32>,
+    /// Weights as `[C_out][K][C_in]`, matching the im2col row order `(k, c_in)`.
+    taps: Arc<[f32]>,
+    bias: Arc<[f32]>,
     c_in: usize,
     c_out: usize,
     kernel: usize,
     stride: usize,
     dilation: usize,
     padding: usize,
+    /// Fallback for non-CPU devices and non-f32 tensors.
     conv: Conv1d,
 }
 
@@ -111,22 +113,21 @@ fn sin_squared(y: f32) -> f32 {
 }
 
 struct SendPtr(*mut f32);
-// SAFETY: each parallel block writes a disjoint set of output columns.
+// SAFETY: each parallel chunk writes a disjoint set of output columns.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-fn cpu_slice(t: &Tensor) -> Result<Option<Vec<f32>>> {
-    if !matches!(t.device(), Device::Cpu) || t.dtype() != DType::F32 {
-        return Ok(None);
+/// The f32 values of a contiguous CPU tensor's storage, or `None` for other devices/dtypes.
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Option<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Some(&v[a..b]),
+        _ => None,
     }
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Ok(None);
-    };
-    let s = cpu.as_slice::<f32>()?;
-    let start = layout.start_offset();
-    Ok(Some(s[start..start + layout.shape().elem_count()].to_vec()))
+}
+
+/// The activation for Piper's `leaky_relu(x, slope)`, or none.
+fn leaky(slope: Option<f32>) -> Activation {
+    slope.map_or(Activation::Identity, Activation::LeakyRelu)
 }
 
 impl FusedConv1d {
@@ -135,10 +136,11 @@ impl FusedConv1d {
         let (c_out, c_in, kernel) = w.dims3()?;
         let cfg = *conv.config();
         if cfg.groups != 1 {
-            candle_core::bail!("FusedConv1d supports groups = 1 only");
+            bail!("FusedConv1d supports groups = 1 only");
         }
+        // [C_out, C_in, K] -> [C_out, K, C_in]
         let taps = w
-            .permute((2, 0, 1))?
+            .permute((0, 2, 1))?
             .contiguous()?
             .to_dtype(DType::F32)?
             .flatten_all()?
@@ -148,8 +150,8 @@ impl FusedConv1d {
             None => vec![0.0; c_out],
         };
         Ok(Self {
-            taps,
-            bias,
+            taps: taps.into(),
+            bias: bias.into(),
             c_in,
             c_out,
             kernel,
@@ -164,8 +166,12 @@ impl FusedConv1d {
         self.c_out
     }
 
-    fn out_len(&self, l: usize) -> usize {
-        (l + 2 * self.padding - self.dilation * (self.kernel - 1) - 1) / self.stride + 1
+    fn out_len(&self, l_in: usize) -> Result<usize> {
+        let span = self.dilation * (self.kernel - 1);
+        match (l_in + 2 * self.padding).checked_sub(span + 1) {
+            Some(l) => Ok(l / self.stride + 1),
+            None => bail!("conv1d input of length {l_in} is shorter than the kernel span"),
+        }
     }
 
     /// Plain convolution.
@@ -173,7 +179,22 @@ impl FusedConv1d {
         self.forward(x, None, &Activation::Identity, None, 1.0)
     }
 
-    /// `scale · (conv(act(adain(x))) + residual)`; `x` is `[1, C_in, L]`.
+    /// `conv(leaky_relu(x, slope))`, with no activation when `slope` is `None`.
+    pub fn forward_act(&self, x: &Tensor, slope: Option<f32>) -> Result<Tensor> {
+        self.forward(x, None, &leaky(slope), None, 1.0)
+    }
+
+    /// `residual + conv(leaky_relu(x, slope))`.
+    pub fn forward_residual(
+        &self,
+        x: &Tensor,
+        slope: Option<f32>,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        self.forward(x, None, &leaky(slope), Some(residual), 1.0)
+    }
+
+    /// `scale · (conv(act(adain(x))) + residual)`; `x` is `[B, C_in, L]`.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -183,27 +204,74 @@ impl FusedConv1d {
         scale: f32,
     ) -> Result<Tensor> {
         let (b, c, l) = x.dims3()?;
-        if b != 1 || c != self.c_in {
-            candle_core::bail!(
-                "FusedConv1d: input {:?}, expected [1, {}, L]",
+        if c != self.c_in {
+            bail!(
+                "FusedConv1d: input {:?}, expected [B, {}, L]",
                 x.dims(),
                 self.c_in
             );
         }
-        let Some(xs) = cpu_slice(x)? else {
-            return self.forward_reference(x, adain, act, residual, scale);
+        let l_out = self.out_len(l)?;
+        if let Some(r) = residual {
+            if r.dims3()? != (b, self.c_out, l_out) {
+                bail!(
+                    "residual shape {:?} does not match conv output {:?}",
+                    r.dims(),
+                    (b, self.c_out, l_out)
+                );
+            }
+        }
+        let x = x.contiguous()?;
+        let residual = residual.map(Tensor::contiguous).transpose()?;
+        let (x_store, x_layout) = x.storage_and_layout();
+        let res_guard = residual.as_ref().map(|r| r.storage_and_layout());
+        let Some(xs) = cpu_f32(&x_store, x_layout) else {
+            return self.forward_reference(&x, adain, act, residual.as_ref(), scale);
         };
-        let res = match residual {
-            Some(r) => match cpu_slice(r)? {
-                Some(v) => Some(v),
-                None => return self.forward_reference(x, adain, act, residual, scale),
+        let res = match &res_guard {
+            Some((store, layout)) => match cpu_f32(store, layout) {
+                Some(r) => Some(r),
+                None => return self.forward_reference(&x, adain, act, residual.as_ref(), scale),
             },
             None => None,
         };
-        let l_out = self.out_len(l);
-        let lp = l + 2 * self.padding;
+        let (c_out, lp) = (self.c_out, l + 2 * self.padding);
+        let mut out = vec![0f32; b * c_out * l_out];
+        for bi in 0..b {
+            let xb = &xs[bi * c * l..(bi + 1) * c * l];
+            let padded = self.prepare_input(xb, l, adain, act);
+            let ob = &mut out[bi * c_out * l_out..(bi + 1) * c_out * l_out];
+            // Output starts as bias (+ residual).
+            ob.par_chunks_mut(l_out).enumerate().for_each(|(o, row)| {
+                let bias = self.bias[o];
+                match res {
+                    Some(r) => {
+                        let r = &r[(bi * c_out + o) * l_out..][..l_out];
+                        for (d, &v) in row.iter_mut().zip(r) {
+                            *d = v + bias;
+                        }
+                    }
+                    None => row.fill(bias),
+                }
+            });
+            self.accumulate_taps(&padded, lp, ob, l_out);
+        }
+        if scale != 1.0 {
+            out.par_iter_mut().for_each(|v| *v *= scale);
+        }
+        Tensor::from_vec(out, (b, c_out, l_out), x.device())
+    }
+
+    /// The normalised, activated, zero-padded input `[C_in, L + 2p]` of one batch item.
+    fn prepare_input(
+        &self,
+        xs: &[f32],
+        l: usize,
+        adain: Option<&AdaInParams>,
+        act: &Activation,
+    ) -> Vec<f32> {
         let pad = self.padding;
-        // Normalised, activated, zero-padded input [C_in, L + 2p].
+        let lp = l + 2 * pad;
         let mut padded = vec![0f32; self.c_in * lp];
         padded.par_chunks_mut(lp).enumerate().for_each(|(ch, row)| {
             let src = &xs[ch * l..(ch + 1) * l];
@@ -239,45 +307,56 @@ impl FusedConv1d {
                 }
             }
         });
-        // Output initialised with bias (+ residual).
-        let mut out = vec![0f32; self.c_out * l_out];
-        out.par_chunks_mut(l_out)
-            .enumerate()
-            .for_each(|(o, row)| match &res {
-                Some(r) => {
-                    for (d, &v) in row.iter_mut().zip(&r[o * l_out..(o + 1) * l_out]) {
-                        *d = v + self.bias[o];
+        padded
+    }
+
+    /// `out[:, cols] += W · im2col(xp)[:, cols]`, over column chunks in parallel. Each chunk's
+    /// im2col block (`K·C_in` rows) is small enough to stay in cache, and one GEMM with inner
+    /// size `K·C_in` writes each output element once.
+    fn accumulate_taps(&self, xp: &[f32], lp: usize, out: &mut [f32], l_out: usize) {
+        let (c_in, c_out, kernel, stride) = (self.c_in, self.c_out, self.kernel, self.stride);
+        let rows = kernel * c_in;
+        let chunk = (32_768 / (rows + c_out)).clamp(64, 4096);
+        let n_chunks = l_out.div_ceil(chunk);
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        let weights = &*self.taps;
+        (0..n_chunks).into_par_iter().for_each_init(
+            || vec![0f32; rows * chunk],
+            |col, ci| {
+                let start = ci * chunk;
+                let n = chunk.min(l_out - start);
+                for k in 0..kernel {
+                    let offset = start * stride + k * self.dilation;
+                    for c in 0..c_in {
+                        let dst = &mut col[(k * c_in + c) * n..(k * c_in + c + 1) * n];
+                        let src = &xp[c * lp + offset..];
+                        if stride == 1 {
+                            dst.copy_from_slice(&src[..n]);
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+                                *d = v;
+                            }
+                        }
                     }
                 }
-                None => row.fill(self.bias[o]),
-            });
-        let dst = SendPtr(out.as_mut_ptr());
-        let blocks = l_out.div_ceil(COL_BLOCK);
-        let (c_in, c_out, k_size) = (self.c_in, self.c_out, self.kernel);
-        (0..blocks).into_par_iter().for_each(|blk| {
-            let dst = &dst;
-            let col0 = blk * COL_BLOCK;
-            let n = COL_BLOCK.min(l_out - col0);
-            for k in 0..k_size {
-                let lhs = &self.taps[k * c_out * c_in..(k + 1) * c_out * c_in];
-                let rhs_off = col0 * self.stride + k * self.dilation;
-                // SAFETY: dst columns [col0, col0 + n) of every row belong to this block only;
-                // rhs reads stay inside `padded` (out_len guarantees the last tap fits).
+                let out_ptr = &out_ptr;
+                // SAFETY: chunks write disjoint columns of `out` (row stride l_out); `col` holds
+                // `rows × n` values with row stride n; weights are `[C_out][K·C_in]`.
                 unsafe {
                     gemm(
                         c_out,
                         n,
-                        c_in,
-                        dst.0.add(col0),
+                        rows,
+                        out_ptr.0.add(start),
                         1,
                         l_out as isize,
                         true,
-                        lhs.as_ptr(),
+                        weights.as_ptr(),
                         1,
-                        c_in as isize,
-                        padded.as_ptr().add(rhs_off),
-                        self.stride as isize,
-                        lp as isize,
+                        rows as isize,
+                        col.as_ptr(),
+                        1,
+                        n as isize,
                         1.0,
                         1.0,
                         false,
@@ -286,12 +365,8 @@ impl FusedConv1d {
                         Parallelism::None,
                     );
                 }
-            }
-        });
-        if scale != 1.0 {
-            out.par_iter_mut().for_each(|v| *v *= scale);
-        }
-        Tensor::from_vec(out, (1, self.c_out, l_out), x.device())
+            },
+        );
     }
 
     /// The same computation with candle ops.
@@ -327,6 +402,7 @@ impl FusedConv1d {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use candle_nn::Conv1dConfig;
 
     fn seq(n: usize, f: f32) -> Vec<f32> {
@@ -393,6 +469,38 @@ mod tests {
                         "k={k} s={stride} d={dil} {act:?} adain={use_adain}: {diff}"
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn leaky_relu_conv_with_residual_matches_candle_on_a_batch() -> Result<()> {
+        let dev = Device::Cpu;
+        for &(ci, co, k, d, l) in &[(3, 5, 3, 1, 40), (8, 4, 7, 3, 3000), (6, 6, 5, 12, 100)] {
+            let p = d * (k - 1) / 2;
+            let w = Tensor::randn(0f32, 1., (co, ci, k), &dev)?;
+            let b = Tensor::randn(0f32, 1., co, &dev)?;
+            let x = Tensor::randn(0f32, 1., (2, ci, l), &dev)?;
+            let cfg = Conv1dConfig {
+                padding: p,
+                dilation: d,
+                ..Default::default()
+            };
+            let conv = FusedConv1d::new(Conv1d::new(w.clone(), Some(b.clone()), cfg))?;
+            let expected = candle_nn::ops::leaky_relu(&x, 0.1)?
+                .conv1d(&w, p, 1, d, 1)?
+                .broadcast_add(&b.reshape((1, (), 1))?)?;
+            let ours = conv.forward_act(&x, Some(0.1))?;
+            let err = (&ours - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(err < 1e-4, "({ci},{co},{k},{d}) max error {err}");
+            if ci == co {
+                let with_res = conv.forward_residual(&x, Some(0.1), &x)?;
+                let err = (with_res - (expected + &x)?)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert!(err < 1e-4, "residual max error {err}");
             }
         }
         Ok(())

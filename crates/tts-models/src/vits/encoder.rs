@@ -8,9 +8,9 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Embedding, VarBuilder};
 
-use super::fused_conv::FusedConv1d;
 use super::layers::{conv1d, conv1x1, ChannelNorm};
 use super::VitsConfig;
+use crate::nn::FusedConv1d;
 
 /// Multi-head self-attention with shared relative key/value embeddings.
 #[derive(Debug, Clone)]

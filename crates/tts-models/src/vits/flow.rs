@@ -6,9 +6,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv1d, VarBuilder};
 
-use super::fused_conv::FusedConv1d;
 use super::layers::{conv1d, conv1x1};
 use super::VitsConfig;
+use crate::nn::FusedConv1d;
 
 /// WaveNet-style gated dilated conv stack (`modules.WN`).
 #[derive(Debug, Clone)]

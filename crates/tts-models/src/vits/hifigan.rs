@@ -7,10 +7,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv1d, VarBuilder};
 
-use super::fused_conv::FusedConv1d;
 use super::layers::{conv1d, conv1x1};
 use super::{ResBlockConfig, VitsConfig};
-use crate::nn::ConvTranspose1d;
+use crate::nn::{ConvTranspose1d, FusedConv1d};
 
 const LRELU_SLOPE: f32 = 0.1;
 

@@ -13,7 +13,6 @@
 pub mod duration;
 pub mod encoder;
 pub mod flow;
-mod fused_conv;
 pub mod hifigan;
 mod layers;
 pub mod weights;
