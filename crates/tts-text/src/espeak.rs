@@ -233,7 +233,12 @@ impl Espeak {
 /// punctuation), if it is clause punctuation. Blanks include newlines and an ellipsis is not a
 /// terminator, which is what the fork's `...WithTerminator` reports for those.
 fn clause_terminator(text: &[u8], after: usize) -> Option<char> {
-    let mut i = after.checked_sub(2)?;
+    // Step back over the whole character espeak moved past: it may be multibyte (kana after ",").
+    let mut past = after.checked_sub(1)?;
+    while text.get(past).is_some_and(|b| b & 0xC0 == 0x80) {
+        past -= 1;
+    }
+    let mut i = past.checked_sub(1)?;
     while text.get(i)?.is_ascii_whitespace() {
         i = i.checked_sub(1)?;
     }
@@ -288,6 +293,14 @@ mod tests {
         let clauses = espeak().phonemize("Wait... what?", "en-us").unwrap();
         let terms: Vec<_> = clauses.iter().map(|c| c.terminator).collect();
         assert_eq!(terms, vec![None, Some('?')]);
+    }
+
+    #[test]
+    fn punctuation_before_a_multibyte_character_is_kept() {
+        // espeak moves past the space and the two-byte "ü": the comma must still be found.
+        let clauses = espeak().phonemize("Yes, über alles.", "en-us").unwrap();
+        let terms: Vec<_> = clauses.iter().map(|c| c.terminator).collect();
+        assert_eq!(terms, [Some(','), Some('.')], "{clauses:?}");
     }
 
     #[test]
