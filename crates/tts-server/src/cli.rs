@@ -25,6 +25,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Synthesize one text to a file, without a server.
     Synth(SynthArgs),
+    /// Manage API keys (`keys add --name N --role user`).
+    Keys(crate::auth::KeysArgs),
+    /// Synthesize a file of phrases (one per line) into the cache.
+    Pregen(crate::pregen::PregenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +60,33 @@ pub struct ServeArgs {
     /// Voice used when a request names none.
     #[arg(long, env = "TTS_DEFAULT_VOICE")]
     pub default_voice: Option<String>,
+    /// Device for the models: auto (a GPU when compiled in and present), cpu, cuda:N, metal [default: auto].
+    #[arg(long, env = "TTS_DEVICE")]
+    pub device: Option<tts_models::device::DeviceChoice>,
+    /// Kokoro weight precision: f32, f16 or bf16 (half precision on a GPU only) [default: f32].
+    #[arg(long, env = "TTS_DTYPE")]
+    pub dtype: Option<tts_models::device::ModelDtype>,
+    /// API keys: auto (on unless bound to loopback), on, off [default: auto].
+    #[arg(long, env = "TTS_AUTH")]
+    pub auth: Option<crate::auth::AuthMode>,
+    /// TOML file of API key hashes [default: ./keys.toml].
+    #[arg(long, env = "TTS_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Audio cache in memory, in MiB; 0 turns it off [default: 256].
+    #[arg(long, env = "TTS_CACHE_MEMORY_MB")]
+    pub cache_memory_mb: Option<u64>,
+    /// Audio cache on disk (`<storage>/cache`), in MiB; 0 turns it off [default: 2048].
+    #[arg(long, env = "TTS_CACHE_DISK_MB")]
+    pub cache_disk_mb: Option<u64>,
+    /// Disk cache eviction: lru or cost-aware [default: lru].
+    #[arg(long, env = "TTS_CACHE_POLICY")]
+    pub cache_policy: Option<tts_cache::EvictionPolicy>,
+    /// Seconds a memory (and Redis) cache entry lives; 0: no limit [default: 86400].
+    #[arg(long, env = "TTS_CACHE_TTL_SECS")]
+    pub cache_ttl_secs: Option<u64>,
+    /// Redis shared by replicas as a third cache tier, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "TTS_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -89,6 +120,33 @@ impl ServeArgs {
         if let Some(voice) = self.default_voice {
             config.default_voice = Some(voice);
         }
+        if let Some(device) = self.device {
+            config.device = device;
+        }
+        if let Some(dtype) = self.dtype {
+            config.dtype = dtype;
+        }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
+        }
+        if let Some(path) = self.keys_file {
+            config.keys_file = path;
+        }
+        if let Some(mb) = self.cache_memory_mb {
+            config.cache_memory_mb = mb;
+        }
+        if let Some(mb) = self.cache_disk_mb {
+            config.cache_disk_mb = mb;
+        }
+        if let Some(policy) = self.cache_policy {
+            config.cache_policy = policy;
+        }
+        if let Some(secs) = self.cache_ttl_secs {
+            config.cache_ttl_secs = secs;
+        }
+        if let Some(url) = self.redis_url {
+            config.redis_url = Some(url);
+        }
         Ok(config)
     }
 }
@@ -112,6 +170,12 @@ pub struct SynthArgs {
     /// Output sample rate; default: the model's.
     #[arg(long)]
     pub sample_rate: Option<u32>,
+    /// Device: auto, cpu, cuda:N, metal.
+    #[arg(long, env = "TTS_DEVICE", default_value = "auto")]
+    pub device: tts_models::device::DeviceChoice,
+    /// Kokoro weight precision: f32, f16, bf16 (half precision on a GPU only).
+    #[arg(long, env = "TTS_DTYPE", default_value = "f32")]
+    pub dtype: tts_models::device::ModelDtype,
 }
 
 #[cfg(test)]

@@ -56,6 +56,46 @@ pub struct ServerConfig {
     pub sentence_pause_ms: f32,
     /// OpenAI voice names (`alloy`, …) → our voice ids; unmapped names use `default_voice`.
     pub openai_voices: BTreeMap<String, String>,
+    /// Device the models run on: `auto` (a GPU when compiled in and present), `cpu`, `cuda:N`, `metal`.
+    pub device: tts_models::device::DeviceChoice,
+    /// Kokoro's weight precision: `f32`, or `f16`/`bf16` on a GPU.
+    pub dtype: tts_models::device::ModelDtype,
+    /// API keys: `auto` (on when `bind` is not a loopback address), `on` or `off`.
+    pub auth: crate::auth::AuthMode,
+    /// TOML file of API keys (SHA-256 hashes only); `tts-server keys add` creates it.
+    pub keys_file: PathBuf,
+    /// Default per-key rate limit in requests per minute (0: unlimited); a key's own wins.
+    pub rate_per_minute: u32,
+    /// Requests a key may make at once before the rate applies; default: `rate_per_minute`.
+    pub rate_burst: Option<u32>,
+    /// Price of synthesizing one million characters, for the usage report's cost estimates.
+    pub price_per_million_chars: f64,
+    /// Most items one `POST /v1/batch` may hold.
+    pub batch_max_items: usize,
+    /// Items of all batch jobs synthesized at the same time.
+    pub batch_concurrency: usize,
+    /// Phrases synthesized into the cache at start-up (strings, or `{ text, voice, format, speed }`).
+    pub pregen: Vec<crate::pregen::PregenPhrase>,
+    /// Shortest and longest voice sample accepted by `POST /v1/voices`, in seconds of sound.
+    pub voice_min_secs: f64,
+    pub voice_max_secs: f64,
+    /// Largest voice sample upload, in MiB (larger: 413).
+    pub voice_upload_max_mb: f64,
+    /// Time budget and iteration cap of a voice's style refinement (0 s: the stock-voice blend only).
+    pub voice_fit_secs: f32,
+    pub voice_fit_iterations: usize,
+    /// Audio cache in process memory, in MiB (0: off).
+    pub cache_memory_mb: u64,
+    /// Audio cache on disk under `<storage_dir>/cache`, in MiB (0: off).
+    pub cache_disk_mb: u64,
+    /// Disk cache eviction: `lru` or `cost-aware` (keeps entries with most hits per character).
+    pub cache_policy: tts_cache::EvictionPolicy,
+    /// Memory (and Redis) entries expire after this many seconds (0: never).
+    pub cache_ttl_secs: u64,
+    /// Redis shared by replicas (`redis://host:6379`); none by default.
+    pub redis_url: Option<String>,
+    /// Limit of each Redis call in milliseconds; slower calls count as failures.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +115,28 @@ impl Default for ServerConfig {
             sentence_fade_ms: 5.0,
             sentence_pause_ms: 150.0,
             openai_voices: BTreeMap::new(),
+            device: tts_models::device::DeviceChoice::Auto,
+            dtype: tts_models::device::ModelDtype::F32,
+            auth: crate::auth::AuthMode::Auto,
+            keys_file: PathBuf::from("keys.toml"),
+            rate_per_minute: 0,
+            rate_burst: None,
+            // OpenAI's public tts-1 list price, a reference point operators replace with their own.
+            price_per_million_chars: 15.0,
+            batch_max_items: 100,
+            batch_concurrency: 2,
+            pregen: Vec::new(),
+            voice_min_secs: 6.0,
+            voice_max_secs: 30.0,
+            voice_upload_max_mb: 20.0,
+            voice_fit_secs: 45.0,
+            voice_fit_iterations: 64,
+            cache_memory_mb: 256,
+            cache_disk_mb: 2_048,
+            cache_policy: tts_cache::EvictionPolicy::Lru,
+            cache_ttl_secs: 86_400,
+            redis_url: None,
+            redis_timeout_ms: 250,
         }
     }
 }

@@ -33,6 +33,15 @@ pub enum ApiError {
     NotFound,
     #[error("synthesis failed: {0}")]
     Internal(String),
+    /// No API key, or one the server does not know.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key is valid but its role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The key's rate limit is spent.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -53,6 +62,9 @@ impl ApiError {
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -66,6 +78,9 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::NotFound => "not_found",
             Self::Internal(_) => "internal_error",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -121,7 +136,8 @@ impl IntoResponse for ApiError {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let Self::Overloaded { retry_after_secs } = self {
+        if let Self::Overloaded { retry_after_secs } | Self::RateLimited { retry_after_secs } = self
+        {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(1)),

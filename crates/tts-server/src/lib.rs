@@ -5,6 +5,9 @@
 //! (worker threads, bounded queue) → `tts_models` (tensors). Handlers never block: model work runs
 //! on the engine's threads, encoding in `spawn_blocking`.
 
+pub mod auth;
+pub mod batch;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -13,10 +16,12 @@ pub mod extract;
 pub mod joiner;
 pub mod metrics;
 pub mod openapi;
+pub mod pregen;
 pub mod routes;
 pub mod speech;
 pub mod state;
 pub mod synth;
+pub mod voice_library;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -46,6 +51,12 @@ pub enum StartError {
     },
     #[error("loader task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Device(#[from] tts_models::device::DeviceError),
+    #[error(transparent)]
+    Accounts(#[from] tts_accounts::AccountsError),
+    #[error("opening the audio cache: {0}")]
+    Cache(#[from] tts_cache::CacheError),
 }
 
 /// Loads every model (once, off the async threads), warms them up and starts the workers.
@@ -58,8 +69,12 @@ pub async fn build_state(config: ServerConfig) -> Result<AppState, StartError> {
         })?;
     let models_dir = config.models_dir.clone();
     let engine_config = config.engine();
+    let (device_choice, model_dtype) = (config.device, config.dtype);
     let engine = tokio::task::spawn_blocking(move || -> Result<Arc<ModelServer>, StartError> {
-        let registry = ModelRegistry::load_dir(&models_dir, &candle_core::Device::Cpu)?;
+        let device = device_choice.open()?;
+        let dtype = model_dtype.check_for(&device)?;
+        tracing::info!(device = %tts_models::device::describe(&device), ?dtype, "loading models");
+        let registry = ModelRegistry::load_dir_with_dtype(&models_dir, &device, dtype)?;
         let registry = engine::warm_up(registry);
         if registry.models().is_empty() {
             return Err(StartError::NoModelWorks(models_dir));
@@ -67,7 +82,11 @@ pub async fn build_state(config: ServerConfig) -> Result<AppState, StartError> {
         Ok(ModelServer::start(Arc::new(registry), engine_config)?)
     })
     .await??;
-    Ok(AppState::new(engine, config, metrics::install()))
+    let state = AppState::new(engine, config, metrics::install());
+    let state = cache::with_cache(state).await?;
+    let state = voice_library::open_voices(state).await?;
+    let state = auth::with_accounts(state)?;
+    Ok(state)
 }
 
 /// Serves until `signal` resolves, then drains: `/ready` turns 503, new connections stop, in-flight
@@ -78,6 +97,8 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = routes::router(state.clone());
+    auth::spawn_usage_flusher(state.usage.clone(), state.shutdown.clone());
+    pregen::warm_on_start(&state);
     let draining = state.clone();
     let on_signal = async move {
         signal.await;
@@ -112,6 +133,9 @@ pub async fn serve(
         tracing::warn!("WebSocket sessions still open after the grace period");
     }
     upkeep.abort();
+    if let Err(err) = state.usage.flush() {
+        tracing::error!(error = %err, "writing usage at shutdown");
+    }
     let engine = state.speech.engine().clone();
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await

@@ -36,6 +36,16 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys(args) => {
+            let out = tts_server::auth::run_keys_command(&args).context("keys")?;
+            println!("{out}");
+            Ok(())
+        }
+        Command::Pregen(args) => {
+            let report = tokio::runtime::Runtime::new()?.block_on(tts_server::pregen::run(args))?;
+            anyhow::ensure!(report.failed == 0, "{} phrase(s) failed", report.failed);
+            Ok(())
+        }
     }
 }
 

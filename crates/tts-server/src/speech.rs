@@ -48,6 +48,8 @@ pub struct RequestContext {
     pub id: String,
     pub route: &'static str,
     pub started: Instant,
+    /// Meters this request's usage (set by the auth middleware on the synthesis routes).
+    pub usage: Option<crate::auth::UsageTicket>,
 }
 
 impl RequestContext {
@@ -56,6 +58,14 @@ impl RequestContext {
             id: uuid::Uuid::new_v4().to_string(),
             route,
             started: Instant::now(),
+            usage: crate::auth::UsageTicket::current(),
+        }
+    }
+
+    /// The request was answered without synthesis (a cache hit or a coalesced follower).
+    pub fn record_cached(&self, characters: usize, audio_seconds: f64) {
+        if let Some(ticket) = &self.usage {
+            ticket.add_cached(characters, audio_seconds);
         }
     }
 }
@@ -108,6 +118,22 @@ pub struct AudioStream {
     pub format: AudioFormat,
     pub sample_rate: u32,
     _cancel_on_drop: DropGuard,
+}
+
+impl AudioStream {
+    /// A stream of ready-made events (a cache hit, a shared synthesis); dropping it cancels nothing.
+    pub fn from_events(
+        events: mpsc::Receiver<StreamEvent>,
+        format: AudioFormat,
+        sample_rate: u32,
+    ) -> Self {
+        Self {
+            events,
+            format,
+            sample_rate,
+            _cancel_on_drop: CancellationToken::new().drop_guard(),
+        }
+    }
 }
 
 impl futures_util::Stream for AudioStream {
@@ -394,6 +420,9 @@ pub fn finish_summary(
     sample_rate: u32,
 ) -> Summary {
     let characters = params.text.chars().count();
+    if let Some(ticket) = &ctx.usage {
+        ticket.add_synthesized(characters, audio_seconds);
+    }
     let rtf = if audio_seconds > 0.0 {
         latency.as_secs_f64() / audio_seconds
     } else {

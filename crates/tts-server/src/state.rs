@@ -29,6 +29,16 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// WebSocket sessions, awaited during shutdown (axum does not track upgraded connections).
     pub sessions: TaskTracker,
+    /// API keys and rate limits (off until `build_state` resolves `config.auth`).
+    pub auth: Arc<crate::auth::Auth>,
+    /// Usage per key and day (in memory until `build_state` opens `<storage_dir>/usage.redb`).
+    pub usage: Arc<crate::auth::UsageLedger>,
+    /// `POST /v1/batch` jobs.
+    pub batches: Arc<crate::batch::BatchJobs>,
+    /// Audio cache and request coalescing (memory-only until `build_state` opens the configured tiers).
+    pub cache: Arc<crate::cache::AudioCache>,
+    /// Uploaded (cloned) voices; read from `<storage_dir>/voices` by `build_state`.
+    pub voices: Arc<crate::voice_library::ClonedVoices>,
 }
 
 /// The fields of a speech request as received, before validation. Field names differ per route
@@ -60,12 +70,20 @@ impl AppState {
         };
         Self {
             speech: SpeechService::new(engine, settings),
+            // Before `config` moves into its Arc.
+            voices: Arc::new(crate::voice_library::ClonedVoices::new(&config)),
+            cache: Arc::new(crate::cache::AudioCache::memory_only(
+                config.cache_memory_mb.saturating_mul(1 << 20),
+            )),
             config: Arc::new(config),
             default_voice: default_voice.into(),
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            auth: Arc::new(crate::auth::Auth::off()),
+            usage: Arc::new(crate::auth::UsageLedger::placeholder()),
+            batches: Arc::new(crate::batch::BatchJobs::default()),
         }
     }
 

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::Device;
 use tts_audio::{AudioFormat, EncoderOptions, Pcm};
 use tts_models::registry::{ModelRegistry, RegistryError};
 use tts_models::{ModelError, SynthesisRequest};
@@ -21,6 +20,8 @@ pub enum SynthError {
     EmptyText,
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Device(#[from] tts_models::device::DeviceError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -57,7 +58,9 @@ pub fn format_for(path: &Path) -> Result<AudioFormat, SynthError> {
 
 pub fn run(args: &SynthArgs) -> Result<SynthReport, SynthError> {
     let format = format_for(&args.out)?;
-    let registry = ModelRegistry::load_dir(&args.models_dir, &Device::Cpu)?;
+    let device = args.device.open()?;
+    let dtype = args.dtype.check_for(&device)?;
+    let registry = ModelRegistry::load_dir_with_dtype(&args.models_dir, &device, dtype)?;
     let loaded = registry.resolve(args.model.as_deref(), &args.voice)?;
     let sentences = crate::speech::sentences(&args.text);
     if sentences.is_empty() {

@@ -16,12 +16,13 @@ async fn full_queue_gives_503_with_retry_after() {
         ..ServerConfig::default()
     });
     // One worker busy + one queued: of eight simultaneous requests, some must be refused.
-    let requests = (0..8).map(|_| {
+    // Distinct texts: identical ones would share one synthesis (cache coalescing) and never queue.
+    let requests = (0..8).map(|i| {
         let url = server.url("/v1/tts");
         async move {
             client()
                 .post(url)
-                .json(&json!({"text": THREE_SENTENCES, "voice": VOICE, "format": "wav"}))
+                .json(&json!({"text": format!("{THREE_SENTENCES} Request {i}."), "voice": VOICE, "format": "wav"}))
                 .send()
                 .await
                 .unwrap()

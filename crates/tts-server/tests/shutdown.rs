@@ -20,6 +20,13 @@ async fn shutdown_lets_an_inflight_stream_finish_whole() {
         .await
         .unwrap();
     let expected: f64 = header(&whole, "x-audio-duration").parse().unwrap();
+    // Empty the cache, so the stream below is synthesized (in flight) while the server drains.
+    let purged = client()
+        .delete(server.url("/v1/cache"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purged.status(), 200);
 
     let response = client()
         .post(server.url("/v1/tts/stream"))

@@ -5,9 +5,10 @@
 //! diphthongs become single letters (`eɪ`→`A`, `aɪ`→`I`, `aʊ`→`W`, `ɔɪ`→`Y`, `oʊ`→`O`,
 //! British `əʊ`→`Q`), affricates become ligatures (`dʒ`→`ʤ`, `tʃ`→`ʧ`), `ɚ`→`əɹ`, syllabic
 //! consonants get a reduced vowel (`n̩`→`ᵊn`), American `ɜː`→`ɜɹ` and length marks dropped.
-//! Japanese goes through espeak's `ja` voice: affricates become `ʦ ʣ ʨ ʥ`, diacritics and
-//! stress marks are dropped. espeak-ng 1.51 reads kana but not kanji; kanji are skipped (with a
-//! warning) because espeak would otherwise spell them out as "Chinese letter".
+//! Japanese is read by [`crate::japanese`] (dictionary-based, misaki's conventions). Without the
+//! Japanese dictionary, kana-only text falls back to espeak's `ja` voice (affricates become
+//! `ʦ ʣ ʨ ʥ`, diacritics and stress marks dropped); text with kanji is then an error, because
+//! espeak-ng 1.51 cannot read kanji.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -255,6 +256,13 @@ pub fn phonemize_as(text: &str, lang: Language, max_len: usize) -> Result<Vec<St
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
+    if lang == Language::Japanese {
+        match crate::japanese::JapaneseG2p::global() {
+            Ok(g2p) => return Ok(chunk_clauses(&g2p.phonemize_clauses(text)?, max_len)),
+            Err(e) if text.chars().any(is_kanji) => return Err(e),
+            Err(e) => tracing::warn!("{e}; reading the kana with espeak-ng instead"),
+        }
+    }
     let espeak = Espeak::global()?;
     let mut mapped = Vec::new();
     if lang == Language::Japanese {
@@ -352,11 +360,22 @@ mod tests {
     }
 
     #[test]
-    fn japanese_kana_phonemizes_through_espeak() -> Result<(), TextError> {
+    fn japanese_is_read_with_the_dictionary_in_misaki_conventions() -> Result<(), TextError> {
+        // The dictionary gives は its pronunciation (βa) and ん its assimilated place (ɲ before ɲ).
         let chunks = phonemize("こんにちは、ありがとう。", 510)?;
-        assert_eq!(chunks.len(), 1);
-        assert!(chunks[0].contains("konniʨi"), "{chunks:?}");
-        assert!(chunks[0].contains(','), "{chunks:?}");
+        assert_eq!(chunks, ["koɲɲiʨiβa, aɾʲiɡatoː."]);
+        let chunks = phonemize("今日はいい天気ですね。東京へ行きます。", 510)?;
+        assert_eq!(chunks, ["kʲoː βa iː teŋkʲi desɨ ne. toːkʲoː e ikʲimasɨ."]);
+        Ok(())
+    }
+
+    #[test]
+    fn long_japanese_text_is_split_under_the_phoneme_limit() -> Result<(), TextError> {
+        let text = "今日はいい天気ですね。".repeat(40);
+        let chunks = phonemize(&text, 510)?;
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.chars().count() <= 510));
+        assert!(chunks.iter().all(|c| c.ends_with('.')), "{chunks:?}");
         Ok(())
     }
 

@@ -1,7 +1,8 @@
-//! Text front ends for the speech models: espeak-ng phonemization with Piper's conventions and
-//! sentence splitting for streaming.
+//! Text front ends for the speech models: espeak-ng phonemization with Piper's conventions,
+//! Japanese reading with a morphological dictionary (Kokoro), and sentence splitting for streaming.
 
 pub mod espeak;
+pub mod japanese;
 pub mod kokoro;
 pub mod piper;
 pub mod sentences;
@@ -23,4 +24,7 @@ pub enum TextError {
     InvalidText(String),
     #[error("invalid phoneme map: {0}")]
     PhonemeMap(String),
+    /// The Japanese dictionary is missing or unreadable (the message says how to fetch it).
+    #[error("Japanese dictionary unavailable: {0}")]
+    JapaneseDictionary(String),
 }

@@ -78,10 +78,10 @@ impl AdainResBlk1d {
             }
             None => self
                 .conv1
-                .forward(x, Some(&self.norm1.params(s)?), &leaky, None, 1.0)?,
+                .forward_adain(x, &self.norm1, s, &leaky, None, 1.0)?,
         };
         let mut sc = if self.pool.is_some() {
-            upsample_nearest2x(x)?
+            crate::nn::upsample_nearest(x, 2)?
         } else {
             x.clone()
         };
@@ -89,22 +89,15 @@ impl AdainResBlk1d {
             sc = c.forward_plain(&sc)?;
         }
         // (conv2(LeakyReLU(AdaIN(r))) + shortcut) / √2 in one pass.
-        self.conv2.forward(
+        self.conv2.forward_adain(
             &r,
-            Some(&self.norm2.params(s)?),
+            &self.norm2,
+            s,
             &leaky,
             Some(&sc),
             std::f32::consts::FRAC_1_SQRT_2,
         )
     }
-}
-
-/// Nearest-neighbour ×2 along time; candle's `upsample_nearest1d` is CPU-only.
-fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
-    let (b, c, t) = x.dims3()?;
-    x.unsqueeze(3)?
-        .broadcast_as((b, c, t, 2))?
-        .reshape((b, c, 2 * t))
 }
 
 #[derive(Debug, Clone)]
@@ -152,8 +145,13 @@ impl Decoder {
     /// The generator's input features `[1, 512, 2F]` from `asr` `[1, 512, F]` and the F0 / energy
     /// curves `[1, 2F]`; `s` is the decoder half of the style vector.
     pub fn features(&self, asr: &Tensor, f0: &Tensor, n: &Tensor, s: &Tensor) -> Result<Tensor> {
-        let f0 = self.f0_conv.forward(&f0.unsqueeze(1)?)?;
-        let n = self.n_conv.forward(&n.unsqueeze(1)?)?;
+        // The curves may come in f32 while the weights are f16/bf16 (see `forward`).
+        let f0 = self
+            .f0_conv
+            .forward(&f0.to_dtype(asr.dtype())?.unsqueeze(1)?)?;
+        let n = self
+            .n_conv
+            .forward(&n.to_dtype(asr.dtype())?.unsqueeze(1)?)?;
         let mut x = self.encode.forward(&Tensor::cat(&[asr, &f0, &n], 1)?, s)?;
         let asr_res = self.asr_res.forward(asr)?;
         let mut residual = true;
@@ -169,7 +167,9 @@ impl Decoder {
         Ok(x)
     }
 
-    /// Audio samples `[600·F]` for 24 kHz.
+    /// Audio samples `[600·F]` for 24 kHz. The harmonic source is built from `f0` as given, in
+    /// f32: pass an f32 curve with half-precision weights, since bf16's 8-bit mantissa would
+    /// move a 200 Hz F0 by up to ~0.4 Hz and the integrated phase with it.
     pub fn forward(
         &self,
         asr: &Tensor,

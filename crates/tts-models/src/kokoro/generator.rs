@@ -2,9 +2,13 @@
 //! transposed-conv upsampling stages with AdaIN/Snake resblocks, and an inverse STFT of the
 //! predicted magnitude/phase (n_fft 20, hop 5).
 //!
-//! The source signal and its STFT are computed on the host: they are a few vector passes over
-//! the samples, cheaper than a chain of small device ops. The inverse STFT is a transposed
-//! convolution with a DFT×window basis.
+//! On the CPU the source signal and its STFT are computed in plain loops: a few vector passes
+//! over the samples, cheaper than a chain of small tensor ops. On other devices (and under
+//! [`crate::nn::with_generic_ops`]) the same maths runs as candle ops ([`Generator::source_device`],
+//! [`crate::nn::Stft`]), so the graph never leaves the GPU; only the seeded random numbers are
+//! drawn on the host (they do not depend on device data). The inverse STFT is a transposed
+//! convolution with a DFT×window basis; its overlap-add normalisation runs on the host at
+//! the very end, where the samples are copied out anyway.
 //!
 //! Two inverse STFTs are provided ([`IstftMode`]): the exact `torch.istft` of the official
 //! model (overlap-add divided by the summed squared window), and the approximation baked into
@@ -19,7 +23,7 @@ use candle_nn::{Conv1dConfig, VarBuilder};
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
-use crate::nn::{Activation, AdaIn1d, ConvTranspose1d, FusedConv1d};
+use crate::nn::{Activation, AdaIn1d, ConvTranspose1d, FusedConv1d, Stft};
 
 /// `istftnet` section of Kokoro's `config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -169,10 +173,10 @@ impl AdaInResBlock1 {
             // conv1(Snake(AdaIN(x))), then x + conv2(Snake(AdaIN(·))), each one fused pass.
             let t = u
                 .conv1
-                .forward(&x, Some(&u.adain1.params(s)?), &u.snake1, None, 1.0)?;
+                .forward_adain(&x, &u.adain1, s, &u.snake1, None, 1.0)?;
             x = u
                 .conv2
-                .forward(&t, Some(&u.adain2.params(s)?), &u.snake2, Some(&x), 1.0)?;
+                .forward_adain(&t, &u.adain2, s, &u.snake2, Some(&x), 1.0)?;
         }
         Ok(x)
     }
@@ -197,6 +201,10 @@ pub struct Generator {
     window: Vec<f32>,
     /// `[n_fft + 2, 1, n_fft]` inverse real-DFT basis times the window (real rows, then imag).
     istft_basis: Tensor,
+    /// The forward STFT of the source as tensor ops, for non-CPU devices.
+    stft_op: Stft,
+    /// `m_source.l_linear` weight `[1, 9]` on the device.
+    source_w_t: Tensor,
 }
 
 impl Generator {
@@ -305,6 +313,8 @@ impl Generator {
             }
         }
         let istft_basis = Tensor::from_vec(basis, (2 * bins, 1, n_fft), vb.device())?;
+        let stft_op = Stft::new(&window, hop, vb.device())?;
+        let source_w_t = l_w.to_dtype(DType::F32)?;
         Ok(Self {
             source_w: l_w.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?,
             source_b: l_b.to_dtype(DType::F32)?.to_vec1::<f32>()?[0],
@@ -319,6 +329,8 @@ impl Generator {
             upsample_scale: cfg.upsample_rates.iter().product::<usize>() * hop,
             window,
             istft_basis,
+            stft_op,
+            source_w_t,
         })
     }
 
@@ -442,11 +454,7 @@ impl Generator {
         f0: &Tensor,
         opts: &SourceOptions,
     ) -> Result<Tensor> {
-        let f0v: Vec<f32> = f0.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-        let source = self.harmonic_source(&f0v, opts);
-        let (har, frames) = self.stft(&source, opts.istft);
-        let har =
-            Tensor::from_vec(har, (1, self.n_fft + 2, frames), x.device())?.to_dtype(x.dtype())?;
+        let har = self.source_spectrum(f0, opts)?.to_dtype(x.dtype())?;
         let n_up = self.ups.len();
         let mut x = x.clone();
         for i in 0..n_up {
@@ -468,6 +476,70 @@ impl Generator {
         // The final activation uses PyTorch's default slope 0.01, not 0.1.
         self.conv_post
             .forward(&x, None, &Activation::LeakyRelu(0.01), None, 1.0)
+    }
+
+    /// The STFT `[1, n_fft + 2, frames]` (magnitude, then phase) of the harmonic source for the
+    /// F0 curve `[1, F]`, in f32: host loops on the CPU, tensor ops elsewhere.
+    pub fn source_spectrum(&self, f0: &Tensor, opts: &SourceOptions) -> Result<Tensor> {
+        if crate::nn::cpu_fast_path(f0) || opts.istft == IstftMode::OnnxExport {
+            if !f0.device().is_cpu() {
+                // Parity mode only: the export's phase convention exists as host code alone.
+                crate::log_host_fallback!("kokoro source STFT (istft = OnnxExport)");
+            }
+            let f0v: Vec<f32> = f0.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let source = self.harmonic_source(&f0v, opts);
+            let (har, frames) = self.stft(&source, opts.istft);
+            return Tensor::from_vec(har, (1, self.n_fft + 2, frames), f0.device());
+        }
+        let source = self.source_device(f0, opts)?;
+        self.stft_op.magnitude_phase(&source)
+    }
+
+    /// [`Self::harmonic_source`] as tensor ops on `f0`'s device: `[1, F]` → `[1, 1, F·up]`.
+    /// The random initial phases and noise are drawn on the host in the same order from the
+    /// same seed, so both paths hear the same noise.
+    pub fn source_device(&self, f0: &Tensor, opts: &SourceOptions) -> Result<Tensor> {
+        use std::f64::consts::PI;
+        let dev = f0.device();
+        let up = self.upsample_scale;
+        let f0 = f0.flatten_all()?.to_dtype(DType::F32)?.unsqueeze(0)?;
+        let frames = f0.dim(1)?;
+        let len = frames * up;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+        let mult: Vec<f32> = (1..=HARMONICS).map(|h| h as f32).collect();
+        let mult = Tensor::from_vec(mult, (HARMONICS, 1), dev)?;
+        // Per-frame phase increment in cycles, fractional part only: [H, F].
+        let r = (f0.broadcast_mul(&mult)? / SAMPLE_RATE as f64)?;
+        let mut r = (&r - r.floor()?)?;
+        if opts.noise {
+            let init: Vec<f32> = (0..HARMONICS)
+                .map(|h| if h > 0 { rng.random::<f32>() } else { 0.0 })
+                .collect();
+            let first = (r.narrow(1, 0, 1)? + Tensor::from_vec(init, (HARMONICS, 1), dev)?)?;
+            r = Tensor::cat(&[first, r.narrow(1, 1, frames - 1)?], 1)?;
+        }
+        let phase = (r.cumsum(1)? * (2.0 * PI * up as f64))?;
+        let phase = crate::nn::upsample_linear(&phase, up)?;
+        let voiced = crate::nn::upsample_nearest(
+            &f0.gt(VOICED_THRESHOLD as f64)?.to_dtype(DType::F32)?,
+            up,
+        )?;
+        let sines = (phase.sin()? * SINE_AMP as f64)?;
+        let mut merged = self.source_w_t.matmul(&sines)?.mul(&voiced)?;
+        if opts.noise {
+            let normal = rand_distr::StandardNormal;
+            let noise: Vec<f32> = (0..len)
+                .map(|_| {
+                    (0..HARMONICS)
+                        .map(|h| self.source_w[h] * rng.sample::<f32, _>(normal))
+                        .sum()
+                })
+                .collect();
+            let unvoiced_amp = (SINE_AMP / 3.0) as f64;
+            let amp = voiced.affine(NOISE_STD as f64 - unvoiced_amp, unvoiced_amp)?;
+            merged = (merged + amp.mul(&Tensor::from_vec(noise, (1, len), dev)?)?)?;
+        }
+        (merged + self.source_b as f64)?.tanh()?.unsqueeze(0)
     }
 
     /// Inverse STFT of `conv_post`'s output: magnitude `exp(x[:bins])`, phase `sin(x[bins:])`.

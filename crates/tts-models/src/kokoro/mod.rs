@@ -100,6 +100,8 @@ pub struct KokoroNet {
     pub decoder: decoder::Decoder,
     cfg: KokoroConfig,
     device: Device,
+    /// The dtype the weights were loaded in; inputs are cast to it.
+    dtype: DType,
 }
 
 impl KokoroNet {
@@ -133,6 +135,7 @@ impl KokoroNet {
             )?,
             cfg: cfg.clone(),
             device: vb.device().clone(),
+            dtype: vb.dtype(),
         })
     }
 
@@ -181,6 +184,7 @@ impl KokoroNet {
         source: &SourceOptions,
     ) -> candle_core::Result<Trace> {
         let (padded, tokens) = self.padded_ids(ids)?;
+        let ref_s = &ref_s.to_device(&self.device)?.to_dtype(self.dtype)?;
         let half = self.cfg.style_dim;
         let s_dec = ref_s.narrow(1, 0, half)?;
         let s_pred = ref_s.narrow(1, half, half)?;
@@ -265,6 +269,11 @@ impl KokoroModel {
     /// official release) or `kokoro-v1.0.int8.onnx` (or any `*.onnx`); the vocabulary from
     /// `vocab.json` or `config.json`; voices from `voices_ja.npz` (or any `*.npz`) or `voices/*.pt`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
+        Self::load_with_dtype(dir, device, DType::F32)
+    }
+
+    /// [`Self::load`] with the weights held in `dtype` (f16/bf16 are meant for GPUs).
+    pub fn load_with_dtype(dir: &Path, device: &Device, dtype: DType) -> Result<Self, ModelError> {
         let cfg = match std::fs::read_to_string(dir.join("config.json")) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| ModelError::Weights {
                 path: dir.join("config.json").display().to_string(),
@@ -281,7 +290,7 @@ impl KokoroModel {
                 .ok_or_else(|| missing(&dir.join("kokoro-v1.0.int8.onnx")))?;
             (weights::load_onnx(&onnx, &cfg, device)?, onnx)
         };
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
         let net = KokoroNet::load(vb, &cfg).map_err(|e| ModelError::Weights {
             path: source.display().to_string(),
             message: e.to_string(),
@@ -418,6 +427,14 @@ impl SpeechModel for KokoroModel {
                 kind: VoiceKind::Stock,
             })
             .collect()
+    }
+
+    fn speaks(&self, voice: &str) -> bool {
+        self.voices.contains(voice)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {

@@ -107,7 +107,7 @@ impl ProsodyPredictor {
         let x = self.lstm.forward(d)?;
         let logits = self.duration_proj.forward(&x)?;
         let dur = (candle_nn::ops::sigmoid(&logits)?.sum(D::Minus1)? / speed as f64)?;
-        dur.squeeze(0)?.to_vec1()
+        dur.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()
     }
 
     /// F0 and energy curves, `[1, 2F]` each, from the expanded features `en` `[1, d_hid + style, F]`.
@@ -118,12 +118,12 @@ impl ProsodyPredictor {
         for block in &self.f0 {
             f0 = block.forward(&f0, s)?;
         }
-        let f0 = self.f0_proj.forward(&f0)?.squeeze(1)?;
+        let f0 = project_f32(&self.f0_proj, &f0)?.squeeze(1)?;
         let mut n = x;
         for block in &self.n {
             n = block.forward(&n, s)?;
         }
-        let n = self.n_proj.forward(&n)?.squeeze(1)?;
+        let n = project_f32(&self.n_proj, &n)?.squeeze(1)?;
         Ok((f0, n))
     }
 }
@@ -133,6 +133,17 @@ pub fn round_durations(raw: &[f32]) -> Vec<u32> {
     raw.iter()
         .map(|&d| d.round_ties_even().max(1.0) as u32)
         .collect()
+}
+
+/// The final 1×1 projection to an F0/energy curve, computed in f32 whatever the weights' dtype:
+/// the source's phase integrates F0, so half-precision rounding of F0 would become audible.
+fn project_f32(proj: &Conv1d, x: &Tensor) -> Result<Tensor> {
+    if x.dtype() == candle_core::DType::F32 {
+        return proj.forward(x);
+    }
+    let f32 = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+    let bias = proj.bias().map(f32).transpose()?;
+    Conv1d::new(f32(proj.weight())?, bias, *proj.config()).forward(&f32(x)?)
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! the prosody predictor. Packs come from an `.npz` (`voices_ja.npz`) or per-voice `.pt` files
 //! (`voices/*.pt` of the official release). A blend such as `jf_alpha(2)+jm_kumo(1)` is the
 //! weight-normalised sum of packs; each distinct blend is computed once and cached.
+//! Packs can also be added and removed at runtime ([`VoiceStore::insert`], cloned voices); stock
+//! packs are never replaced by them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -22,6 +24,9 @@ pub const STYLE_DIM: usize = 256;
 pub struct VoiceStore {
     /// Stock packs `[510, 256]` by id.
     packs: BTreeMap<String, Tensor>,
+    /// Packs added at runtime (cloned voices) by id; read-locked only when a voice is not stock,
+    /// so stock lookups never touch the lock.
+    added: RwLock<BTreeMap<String, Arc<Tensor>>>,
     /// Blends by their canonical spelling.
     blends: Mutex<HashMap<String, Arc<Tensor>>>,
 }
@@ -37,8 +42,84 @@ impl VoiceStore {
     pub fn new(packs: BTreeMap<String, Tensor>) -> Self {
         Self {
             packs,
+            added: RwLock::new(BTreeMap::new()),
             blends: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Adds (or replaces) a runtime voice. `pack` holds 510 × 256 values (`[510, 1, 256]` or
+    /// `[510, 256]`); it is moved to the device of the stock packs. Stock ids cannot be shadowed.
+    pub fn insert(&self, id: &str, pack: &Tensor) -> Result<(), ModelError> {
+        check_voice_name(id, id)?;
+        if self.packs.contains_key(id) {
+            return Err(invalid(format!("{id:?} is a stock voice")));
+        }
+        if pack.elem_count() != PACK_ROWS * STYLE_DIM {
+            return Err(invalid(format!(
+                "pack of {id} has shape {:?}, expected [510, 1, 256]",
+                pack.dims()
+            )));
+        }
+        let device = self
+            .packs
+            .values()
+            .next()
+            .map(|t| t.device().clone())
+            .unwrap_or(Device::Cpu);
+        let pack = pack
+            .to_dtype(DType::F32)?
+            .reshape((PACK_ROWS, STYLE_DIM))?
+            .to_device(&device)?;
+        self.added
+            .write()
+            .map_err(|_| invalid("voice store poisoned"))?
+            .insert(id.to_string(), Arc::new(pack));
+        self.forget_blends_with(id)?;
+        Ok(())
+    }
+
+    /// Removes a runtime voice (and every cached blend that uses it); false when it was not there.
+    pub fn remove(&self, id: &str) -> Result<bool, ModelError> {
+        let removed = self
+            .added
+            .write()
+            .map_err(|_| invalid("voice store poisoned"))?
+            .remove(id)
+            .is_some();
+        self.forget_blends_with(id)?;
+        Ok(removed)
+    }
+
+    /// Ids of the voices added at runtime, sorted.
+    pub fn added_ids(&self) -> Vec<String> {
+        self.added
+            .read()
+            .map(|added| added.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn forget_blends_with(&self, id: &str) -> Result<(), ModelError> {
+        self.blends
+            .lock()
+            .map_err(|_| invalid("voice cache poisoned"))?
+            .retain(|key, _| {
+                !key.split('+')
+                    .any(|part| part.split('(').next() == Some(id))
+            });
+        Ok(())
+    }
+
+    /// A stock or runtime pack by exact id.
+    fn single(&self, id: &str) -> Result<Option<Arc<Tensor>>, ModelError> {
+        if let Some(t) = self.packs.get(id) {
+            return Ok(Some(Arc::new(t.clone())));
+        }
+        Ok(self
+            .added
+            .read()
+            .map_err(|_| invalid("voice store poisoned"))?
+            .get(id)
+            .cloned())
     }
 
     fn check_pack(
@@ -113,19 +194,18 @@ impl VoiceStore {
         self.packs.keys().cloned().collect()
     }
 
+    /// Whether `id` is a stock or runtime voice.
     pub fn contains(&self, id: &str) -> bool {
-        self.packs.contains_key(id)
+        self.packs.contains_key(id) || self.added.read().is_ok_and(|added| added.contains_key(id))
     }
 
     /// The pack of a stock voice or blend, `[510, 256]`.
     pub fn pack(&self, voice: &str) -> Result<Arc<Tensor>, ModelError> {
         let parts = parse_blend(voice)?;
         if parts.len() == 1 && (parts[0].1 - 1.0).abs() < f32::EPSILON {
-            let t = self
-                .packs
-                .get(&parts[0].0)
-                .ok_or_else(|| ModelError::UnknownVoice(voice.to_string()))?;
-            return Ok(Arc::new(t.clone()));
+            return self
+                .single(&parts[0].0)?
+                .ok_or_else(|| ModelError::UnknownVoice(voice.to_string()));
         }
         let key = canonical_blend(&parts);
         {
@@ -141,10 +221,9 @@ impl VoiceStore {
         let mut acc: Option<Tensor> = None;
         for (id, w) in &parts {
             let t = self
-                .packs
-                .get(id)
+                .single(id)?
                 .ok_or_else(|| ModelError::UnknownVoice(id.clone()))?;
-            let scaled = (t * f64::from(w / total))?;
+            let scaled = (t.as_ref() * f64::from(w / total))?;
             acc = Some(match acc {
                 None => scaled,
                 Some(a) => (a + scaled)?,
@@ -188,13 +267,7 @@ pub fn parse_blend(spec: &str) -> Result<Vec<(String, f32)>, ModelError> {
             }
             None => (part, 1.0),
         };
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(invalid(format!("bad voice name {id:?} in {spec:?}")));
-        }
+        check_voice_name(id, spec)?;
         if !(weight.is_finite() && weight > 0.0) {
             return Err(invalid(format!(
                 "weight of {id} must be positive, got {weight}"
@@ -203,6 +276,18 @@ pub fn parse_blend(spec: &str) -> Result<Vec<(String, f32)>, ModelError> {
         out.push((id.to_string(), weight));
     }
     Ok(out)
+}
+
+/// Voice ids are `[A-Za-z0-9_-]+`, so they can never spell a blend or a path.
+fn check_voice_name(id: &str, spec: &str) -> Result<(), ModelError> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(invalid(format!("bad voice name {id:?} in {spec:?}")));
+    }
+    Ok(())
 }
 
 fn canonical_blend(parts: &[(String, f32)]) -> String {
@@ -254,6 +339,62 @@ mod tests {
         let p2 = store.pack("a(3)+b(1)")?;
         assert!(Arc::ptr_eq(&p1, &p2), "second lookup comes from the cache");
         assert!(matches!(store.pack("c"), Err(ModelError::UnknownVoice(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn runtime_voice_is_usable_alone_and_in_blends_until_removed() -> Result<(), ModelError> {
+        let dev = Device::Cpu;
+        let mut packs = BTreeMap::new();
+        packs.insert(
+            "a".to_string(),
+            Tensor::ones((PACK_ROWS, STYLE_DIM), DType::F32, &dev)?,
+        );
+        let store = VoiceStore::new(packs);
+        let cloned = Tensor::zeros((PACK_ROWS, 1, STYLE_DIM), DType::F32, &dev)?;
+        store.insert("mine-1a2b", &cloned)?;
+        assert!(store.contains("mine-1a2b"));
+        assert_eq!(store.added_ids(), vec!["mine-1a2b".to_string()]);
+        assert_eq!(
+            store.ids(),
+            vec!["a".to_string()],
+            "stock list is unchanged"
+        );
+        let v: Vec<f32> = store
+            .style("a(1)+mine-1a2b(1)", 3)?
+            .flatten_all()?
+            .to_vec1()?;
+        assert!(v.iter().all(|x| (x - 0.5).abs() < 1e-6));
+
+        assert!(store.remove("mine-1a2b")?);
+        assert!(!store.remove("mine-1a2b")?);
+        assert!(!store.contains("mine-1a2b"));
+        assert!(
+            matches!(
+                store.pack("a(1)+mine-1a2b(1)"),
+                Err(ModelError::UnknownVoice(_))
+            ),
+            "a cached blend of a removed voice is forgotten"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn insert_rejects_stock_ids_bad_names_and_wrong_shapes() -> Result<(), ModelError> {
+        let dev = Device::Cpu;
+        let mut packs = BTreeMap::new();
+        packs.insert(
+            "a".to_string(),
+            Tensor::ones((PACK_ROWS, STYLE_DIM), DType::F32, &dev)?,
+        );
+        let store = VoiceStore::new(packs);
+        let good = Tensor::zeros((PACK_ROWS, STYLE_DIM), DType::F32, &dev)?;
+        assert!(store.insert("a", &good).is_err());
+        assert!(store.insert("../x", &good).is_err());
+        assert!(store.insert("x(2)", &good).is_err());
+        let wrong = Tensor::zeros((10, STYLE_DIM), DType::F32, &dev)?;
+        assert!(store.insert("x", &wrong).is_err());
+        assert!(!store.contains("x"));
         Ok(())
     }
 }

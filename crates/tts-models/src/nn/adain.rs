@@ -10,6 +10,11 @@ use candle_nn::{Linear, Module, VarBuilder};
 
 /// Normalises `x` over its last dimension with the biased variance (no affine).
 pub fn instance_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
+    // Statistics of f16/bf16 activations are taken in f32: a half-precision mean of squares
+    // over thousands of samples loses the variance.
+    if x.dtype() != candle_core::DType::F32 {
+        return instance_norm(&x.to_dtype(candle_core::DType::F32)?, eps)?.to_dtype(x.dtype());
+    }
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;

@@ -7,7 +7,8 @@
 //! transposing copy around one GEMM. Here the normalised, activated input is written once into
 //! a zero-padded buffer; then, over column chunks that fit in cache and run in parallel, each
 //! chunk's im2col block feeds one GEMM (inner size `K·C_in`) accumulated straight into the
-//! output. Other devices (and non-f32 tensors) take the equivalent candle ops.
+//! output. Other devices (and non-f32 tensors) take the equivalent candle ops
+//! ([`FusedConv1d::forward_reference`]), which run on every backend.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use candle_nn::{Conv1d, Module};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::adain::instance_norm;
+use super::adain::{instance_norm, AdaIn1d};
 
 const EPS: f32 = 1e-5;
 
@@ -211,6 +212,9 @@ impl FusedConv1d {
                 self.c_in
             );
         }
+        if !super::cpu_fast_path(x) {
+            return self.forward_reference(x, adain, act, residual, scale);
+        }
         let l_out = self.out_len(l)?;
         if let Some(r) = residual {
             if r.dims3()? != (b, self.c_out, l_out) {
@@ -367,6 +371,24 @@ impl FusedConv1d {
                 }
             },
         );
+    }
+
+    /// `scale · (conv(act(norm(x, s))) + residual)` with the style-dependent AdaIN `norm`. The
+    /// CPU fast path needs γ, β on the host; other devices keep them on the device, so this
+    /// never copies device data back mid-graph.
+    pub fn forward_adain(
+        &self,
+        x: &Tensor,
+        norm: &AdaIn1d,
+        s: &Tensor,
+        act: &Activation,
+        residual: Option<&Tensor>,
+        scale: f32,
+    ) -> Result<Tensor> {
+        if super::cpu_fast_path(x) {
+            return self.forward(x, Some(&norm.params(s)?), act, residual, scale);
+        }
+        self.forward_reference(&norm.forward(x, s)?, None, act, residual, scale)
     }
 
     /// The same computation with candle ops.

@@ -54,6 +54,11 @@ impl BiLstm {
             candle_core::bail!("BiLstm expects batch 1, got {b}");
         }
         let h = self.hidden;
+        if !x.device().is_cpu() {
+            // Deliberate: T sequential steps of ~8 tiny kernels each cost more in launches than
+            // one copy of the [T, 8H] projections to the host and back.
+            crate::log_host_fallback!("BiLSTM recurrence");
+        }
         // [T, 8H] pre-activations of every step, both directions.
         let pre = x
             .squeeze(0)?

@@ -95,6 +95,10 @@ impl ConvFlow {
         let h = self.pre.forward(&z0)?;
         let h = self.convs.forward(&h, Some(cond))?;
         let h = self.proj.forward(&h)?; // [1, 3·bins-1, N]
+        if !z.device().is_cpu() {
+            // A per-phoneme bin search over ~3·N values: host code, logged (see nn::log_host_fallback).
+            crate::log_host_fallback!("piper duration spline");
+        }
         let params: Vec<Vec<f32>> = h.squeeze(0)?.to_vec2()?;
         let inputs: Vec<f32> = z1.flatten_all()?.to_vec1()?;
         let scale = (self.filter_channels as f32).sqrt();

@@ -107,11 +107,14 @@ pub async fn speech(
     })?;
 
     let ctx = RequestContext::new("/v1/audio/speech");
-    let audio = state.speech.stream(&params, &ctx)?;
+    let (audio, cache_status, cache_key) = state.stream_cached(&params, &ctx).await?;
     if sse {
-        return Ok(sse_response(audio, &ctx));
+        let mut response = sse_response(audio, &ctx);
+        super::stream::cache_headers(&mut response, cache_status, cache_key);
+        return Ok(response);
     }
     let mut response = audio_response(audio, &ctx);
+    super::stream::cache_headers(&mut response, cache_status, cache_key);
     if is_pcm {
         // Players need the rate of headerless PCM.
         response.headers_mut().insert(

@@ -34,8 +34,10 @@ pub async fn sse(
 ) -> Result<Response, ApiError> {
     let params = state.validate(body.input(state.config.max_text_chars))?;
     let ctx = RequestContext::new("/v1/tts/sse");
-    let audio = state.speech.stream(&params, &ctx)?;
-    Ok(sse_response(audio, &ctx))
+    let (audio, cache_status, cache_key) = state.stream_cached(&params, &ctx).await?;
+    let mut response = sse_response(audio, &ctx);
+    super::stream::cache_headers(&mut response, cache_status, cache_key);
+    Ok(response)
 }
 
 /// The SSE rendering of an audio stream, shared with the OpenAI route.

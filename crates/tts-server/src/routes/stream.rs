@@ -32,8 +32,20 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let params = state.validate(body.input(state.config.max_text_chars))?;
     let ctx = RequestContext::new("/v1/tts/stream");
-    let audio = state.speech.stream(&params, &ctx)?;
-    Ok(audio_response(audio, &ctx))
+    let (audio, cache_status, cache_key) = state.stream_cached(&params, &ctx).await?;
+    let mut response = audio_response(audio, &ctx);
+    cache_headers(&mut response, cache_status, cache_key);
+    Ok(response)
+}
+
+/// `X-Cache` and `X-Cache-Key` on a response.
+pub fn cache_headers(response: &mut Response, status: crate::cache::CacheStatus, key: String) {
+    let headers = response.headers_mut();
+    headers.insert(
+        crate::cache::X_CACHE,
+        HeaderValue::from_static(status.as_str()),
+    );
+    headers.insert(crate::cache::X_CACHE_KEY, header_value(key));
 }
 
 /// A chunked response of the stream's audio. A failure mid-stream aborts the body, so the client

@@ -77,8 +77,13 @@ pub async fn synthesize(
 ) -> Result<Response, ApiError> {
     let params = state.validate(body.input(state.config.max_text_chars))?;
     let ctx = RequestContext::new("/v1/tts");
-    let file = state.speech.synthesize_file(&params, &ctx).await?;
+    let (file, cache_status, cache_key) = state.synthesize_cached(&params, &ctx).await?;
     let mut headers = HeaderMap::new();
+    headers.insert(
+        crate::cache::X_CACHE,
+        HeaderValue::from_static(cache_status.as_str()),
+    );
+    headers.insert(crate::cache::X_CACHE_KEY, header_value(cache_key));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(file.format.content_type()),

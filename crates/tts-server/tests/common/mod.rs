@@ -59,8 +59,14 @@ impl TestServer {
     /// Starts a server on its own runtime thread (so it outlives any one test's runtime).
     pub fn start(mut config: ServerConfig) -> Self {
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.storage_dir =
-            std::env::temp_dir().join(format!("tts-e2e-storage-{}", std::process::id()));
+        config.storage_dir = fresh_storage_dir();
+        Self::start_as_configured(config)
+    }
+
+    /// Like `start`, but listens on `config.bind` (port 0: any free one) and keeps
+    /// `config.storage_dir`: for auth on non-loopback addresses and state that survives a restart.
+    pub fn start_as_configured(config: ServerConfig) -> Self {
+        let bind = config.bind;
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -70,10 +76,12 @@ impl TestServer {
                 .expect("runtime");
             runtime.block_on(async move {
                 let state = tts_server::build_state(config).await.expect("server state");
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let addr = listener.local_addr().expect("addr");
+                let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
+                let mut addr = listener.local_addr().expect("addr");
+                // Bound to every interface: clients still connect over loopback.
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
                 ready_tx
                     .send((addr, state.clone()))
                     .expect("report address");
@@ -117,6 +125,16 @@ impl TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A new, empty storage directory: servers of one test binary must not share one, since the cache
+/// index and `usage.redb` are locked by the server that opened them.
+pub fn fresh_storage_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tts-e2e-storage-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,0 +1,185 @@
+//! The Redis tier and the cross-replica lock against a real `redis-server` on a loopback port.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tts_cache::{CacheKey, CachedAudio, EntryMeta, KeyInput, RedisConfig, RedisTier, RemoteLock};
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("tts-cache-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: apt-get install -y redis-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn key(text: &str) -> CacheKey {
+    CacheKey::for_request(&KeyInput {
+        model_id: "piper",
+        model_digest: "weights",
+        voice_id: "alice",
+        voice_digest: "",
+        text,
+        speed: 1.0,
+        format: "mp3",
+        sample_rate: None,
+        bitrate_kbps: None,
+        normalize_loudness: false,
+    })
+}
+
+fn audio(voice: &str) -> CachedAudio {
+    CachedAudio::new(
+        vec![42u8; 4_096],
+        EntryMeta {
+            format: "mp3".into(),
+            content_type: "audio/mpeg".into(),
+            sample_rate: 22_050,
+            voice_id: voice.into(),
+            characters: 12,
+            sentences: 1,
+            audio_seconds: 1.5,
+            synth_seconds: 0.4,
+        },
+    )
+}
+
+fn tier(redis: &RedisServer, lock_ttl: Duration) -> std::sync::Arc<RedisTier> {
+    let mut config = RedisConfig::new(redis.url());
+    config.lock_ttl = lock_ttl;
+    RedisTier::new(config).expect("redis url")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_round_trip_and_purge_by_voice() {
+    let redis = RedisServer::start();
+    let tier = tier(&redis, Duration::from_secs(5));
+    tier.put(&key("a"), &audio("alice")).await.unwrap();
+    tier.put(&key("b"), &audio("alice(1)+bob(1)"))
+        .await
+        .unwrap();
+    tier.put(&key("c"), &audio("carol")).await.unwrap();
+    let found = tier.get(&key("a")).await.unwrap().expect("stored entry");
+    assert_eq!(found.bytes, audio("alice").bytes);
+    assert_eq!(*found.meta, *audio("alice").meta);
+    assert_eq!(tier.purge_voice("alice").await.unwrap(), 2);
+    assert!(tier.get(&key("b")).await.unwrap().is_none());
+    assert!(tier.get(&key("c")).await.unwrap().is_some());
+    assert_eq!(tier.purge_all().await.unwrap(), 1);
+    assert!(tier.get(&key("c")).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_replica_gets_the_leaders_entry() {
+    let redis = RedisServer::start();
+    let leader = tier(&redis, Duration::from_secs(5));
+    let follower = tier(&redis, Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let RemoteLock::Acquired(guard) = leader.lock_or_wait(&key("x"), deadline).await else {
+        panic!("first replica must get the lock");
+    };
+    let waiting = tokio::spawn(async move { follower.lock_or_wait(&key("x"), deadline).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "follower did not wait for the lock holder"
+    );
+    leader.put(&key("x"), &audio("alice")).await.unwrap();
+    guard.release().await;
+    match waiting.await.unwrap() {
+        RemoteLock::Filled(found) => assert_eq!(found.bytes, audio("alice").bytes),
+        _ => panic!("follower should have received the leader's entry"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_of_a_dead_replica_expires_and_is_taken_over() {
+    let redis = RedisServer::start();
+    let survivor = tier(&redis, Duration::from_millis(400));
+    // A replica that took the lock and died: nobody refreshes or releases it.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let lock_name = format!("tts:lock:{}", key("y"));
+    let _: () = redis::cmd("SET")
+        .arg(&lock_name)
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(400)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let outcome = survivor
+        .lock_or_wait(&key("y"), started + Duration::from_secs(5))
+        .await;
+    assert!(matches!(outcome, RemoteLock::Acquired(_)), "no takeover");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "took a lock that was held"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_fast_when_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let tier = tier(&redis, Duration::from_secs(5));
+    tier.put(&key("z"), &audio("alice")).await.unwrap();
+    redis.kill();
+    let started = Instant::now();
+    assert!(tier.get(&key("z")).await.is_err());
+    assert!(tier.put(&key("z"), &audio("alice")).await.is_err());
+    let outcome = tier
+        .lock_or_wait(&key("z"), Instant::now() + Duration::from_secs(5))
+        .await;
+    assert!(matches!(outcome, RemoteLock::Unavailable));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "outage calls took {:?}",
+        started.elapsed()
+    );
+    assert!(tier.errors() >= 3);
+}

@@ -1,0 +1,174 @@
+//! The Redis tier against a real `redis-server` on a loopback port: replicas share entries and one
+//! synthesis, and killing Redis mid-test leaves every request served.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{client, header, TestServer, VOICE};
+use serde_json::{json, Value};
+use tts_server::ServerConfig;
+
+/// A `redis-server` in a temp dir on a free port, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempdir::TempDir,
+}
+
+mod tempdir {
+    /// A directory removed on drop (std only: this test needs nothing more).
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("tts-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: apt-get install -y redis-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            port,
+            _dir: tempdir::TempDir(dir),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn replica(redis: &RedisServer) -> TestServer {
+    TestServer::start(ServerConfig {
+        models_dir: common::piper_only_models_dir(),
+        redis_url: Some(redis.url()),
+        ..ServerConfig::default()
+    })
+}
+
+fn synthesized(server: &TestServer) -> u64 {
+    server
+        .state
+        .speech
+        .engine()
+        .stats()
+        .sentences_synthesized
+        .load(Ordering::Relaxed)
+}
+
+async fn tts(server: &TestServer, text: &str) -> (String, Vec<u8>) {
+    let started = Instant::now();
+    let response = client()
+        .post(server.url("/v1/tts"))
+        .json(&json!({"text": text, "voice": VOICE, "format": "mp3"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let status = header(&response, "x-cache").to_string();
+    let bytes = response.bytes().await.expect("body").to_vec();
+    eprintln!("{text:?}: {status} in {:?}", started.elapsed());
+    (status, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_entries_and_an_outage_keeps_serving() {
+    let mut redis = RedisServer::start();
+    let a = replica(&redis);
+    let b = replica(&redis);
+
+    let (status, bytes) = tts(&a, "Shared between replicas.").await;
+    assert_eq!(status, "miss");
+    let (status, from_redis) = tts(&b, "Shared between replicas.").await;
+    assert_eq!(status, "hit-redis");
+    assert_eq!(from_redis, bytes);
+    assert_eq!(synthesized(&b), 0);
+
+    redis.kill();
+    // Redis is gone: new texts synthesize, known ones come from the local tiers.
+    let (status, fresh) = tts(&a, "Said while redis was down.").await;
+    assert_eq!(status, "miss");
+    assert!(!fresh.is_empty());
+    let (status, _) = tts(&a, "Said while redis was down.").await;
+    assert_eq!(status, "hit-memory");
+    let (status, again) = tts(&b, "Shared between replicas.").await;
+    assert_eq!(status, "hit-memory");
+    assert_eq!(again, bytes);
+    let (status, _) = tts(&b, "Another text during the outage.").await;
+    assert_eq!(status, "miss");
+
+    let stats: Value = client()
+        .get(a.url("/v1/cache/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["redis_errors"].as_u64().unwrap() > 0, "{stats}");
+    let metrics = client()
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(common::metric_sum(&metrics, "tts_cache_redis_errors_total") > 0.0);
+    a.shutdown();
+    b.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_on_two_replicas_make_one_model_call() {
+    let redis = RedisServer::start();
+    let a = replica(&redis);
+    let b = replica(&redis);
+    let text = "Two replicas, one synthesis.";
+    let ((status_a, bytes_a), (status_b, bytes_b)) = tokio::join!(tts(&a, text), tts(&b, text));
+    let mut statuses = [status_a, status_b];
+    statuses.sort();
+    assert_eq!(statuses, ["hit-redis", "miss"]);
+    assert_eq!(bytes_a, bytes_b);
+    assert_eq!(synthesized(&a) + synthesized(&b), 1);
+    a.shutdown();
+    b.shutdown();
+}
