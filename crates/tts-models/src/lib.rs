@@ -65,6 +65,9 @@ pub enum ModelError {
     },
     #[error("model file {path}: {message}")]
     Weights { path: String, message: String },
+    /// Downloading from the Hugging Face hub failed (`kokoro::hub`).
+    #[error("hugging face hub: {0}")]
+    Hub(String),
     #[error(transparent)]
     Text(#[from] tts_text::TextError),
     #[error(transparent)]

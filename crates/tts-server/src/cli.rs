@@ -29,6 +29,8 @@ pub enum Command {
     Keys(crate::auth::KeysArgs),
     /// Synthesize a file of phrases (one per line) into the cache.
     Pregen(crate::pregen::PregenArgs),
+    /// Download the official Kokoro release from the Hugging Face hub (`--features hub`).
+    FetchKokoro(crate::fetch::FetchKokoroArgs),
 }
 
 #[derive(Debug, Args)]

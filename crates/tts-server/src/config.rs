@@ -197,6 +197,13 @@ mod tests {
         let config: ServerConfig =
             toml::from_str(include_str!("../tts-server.example.toml")).unwrap();
         assert_eq!(config.openai_voices["alloy"], "en_US-joe-medium");
+        // The TOML-only voice keys are listed with their defaults.
+        let defaults = ServerConfig::default();
+        assert_eq!(config.voice_min_secs, defaults.voice_min_secs);
+        assert_eq!(config.voice_max_secs, defaults.voice_max_secs);
+        assert_eq!(config.voice_upload_max_mb, defaults.voice_upload_max_mb);
+        assert_eq!(config.voice_fit_secs, defaults.voice_fit_secs);
+        assert_eq!(config.voice_fit_iterations, defaults.voice_fit_iterations);
     }
 
     #[test]

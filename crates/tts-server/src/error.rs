@@ -42,6 +42,10 @@ pub enum ApiError {
     /// The key's rate limit is spent.
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A resource the request needs is not installed on this server (e.g. the Japanese
+    /// dictionary): the operator can fix it, the caller cannot, hence 503 rather than 500 or 400.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
 }
 
 impl ApiError {
@@ -65,6 +69,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -81,6 +86,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { code, .. } => code,
         }
     }
 
@@ -180,6 +186,12 @@ impl From<EngineError> for ApiError {
             EngineError::Model(tts_models::ModelError::UnknownVoice(voice)) => {
                 Self::invalid("unknown_voice", "voice", format!("unknown voice {voice:?}"))
             }
+            EngineError::Model(tts_models::ModelError::Text(
+                err @ tts_text::TextError::JapaneseDictionary(_),
+            )) => Self::Unavailable {
+                code: "japanese_dictionary_missing",
+                message: err.to_string(),
+            },
             other => Self::Internal(other.to_string()),
         }
     }
@@ -212,6 +224,28 @@ mod tests {
         assert_eq!(body.error.code, "invalid_speed");
         assert_eq!(body.error.field.as_deref(), Some("speed"));
         assert_eq!(body.error.kind, "invalid_request_error");
+    }
+
+    #[test]
+    fn missing_japanese_dictionary_is_503_with_its_own_code() {
+        let err = ApiError::from(EngineError::Model(tts_models::ModelError::Text(
+            tts_text::TextError::JapaneseDictionary("run scripts/fetch_models.py".into()),
+        )));
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code(), "japanese_dictionary_missing");
+        let body = err.body();
+        assert_eq!(body.error.kind, "server_error");
+        assert!(
+            body.error.message.contains("scripts/fetch_models.py"),
+            "{}",
+            body.error.message
+        );
+        // Other text errors stay internal.
+        let other = ApiError::from(EngineError::Model(tts_models::ModelError::Weights {
+            path: "x".into(),
+            message: "y".into(),
+        }));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

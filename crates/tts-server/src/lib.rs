@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod fetch;
 pub mod joiner;
 pub mod metrics;
 pub mod openapi;

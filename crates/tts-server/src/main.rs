@@ -46,6 +46,11 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(report.failed == 0, "{} phrase(s) failed", report.failed);
             Ok(())
         }
+        Command::FetchKokoro(args) => {
+            let dir = tts_server::fetch::run(&args)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
     }
 }
 

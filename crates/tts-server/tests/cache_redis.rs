@@ -3,78 +3,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{client, header, TestServer, VOICE};
 use serde_json::{json, Value};
 use tts_server::ServerConfig;
-
-/// A `redis-server` in a temp dir on a free port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempdir::TempDir,
-}
-
-mod tempdir {
-    /// A directory removed on drop (std only: this test needs nothing more).
-    pub struct TempDir(pub std::path::PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("tts-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: apt-get install -y redis-server");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            child,
-            port,
-            _dir: tempdir::TempDir(dir),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use tts_testkit::RedisServer;
 
 fn replica(redis: &RedisServer) -> TestServer {
     TestServer::start(ServerConfig {

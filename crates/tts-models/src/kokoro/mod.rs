@@ -15,6 +15,7 @@
 pub mod albert;
 pub mod decoder;
 pub mod generator;
+pub mod hub;
 pub mod prosody;
 pub mod text_encoder;
 pub mod voices;

@@ -1,141 +1,14 @@
-//! Shared helpers of the end-to-end tests: a real server on an ephemeral port with the real
-//! weights from `models/`, and decoding of what it returns.
-#![allow(dead_code)]
-
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::mpsc;
+//! Shared helpers of the end-to-end tests: the in-process server and model lookup come from
+//! `tts-testkit`; here are the HTTP client, decoding of what the server returns, and metrics.
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use tts_audio::Pcm;
-use tts_server::{AppState, ServerConfig};
+use tts_server::ServerConfig;
 
-/// The Piper voice the tests speak with (the fast model).
-pub const VOICE: &str = "en_US-joe-medium";
+pub use tts_testkit::{fresh_storage_dir, models_dir, piper_only_models_dir, TestServer, VOICE};
 pub const THREE_SENTENCES: &str = "The bus leaves at six. It is a short ride to the station. \
     From there the train goes north along the river, past the old mill and the fields of barley, \
     until it reaches the city late in the evening.";
-
-/// `models/` at the workspace root, or `TTS_MODELS_DIR`.
-pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("TTS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    let piper = dir.join("piper").join(format!("{VOICE}.onnx"));
-    assert!(
-        piper.is_file(),
-        "model weights missing: {} not found; run scripts/fetch_models.py",
-        piper.display()
-    );
-    dir
-}
-
-/// A models directory with only the Piper voice, for tests that need fast start-up.
-pub fn piper_only_models_dir() -> PathBuf {
-    let source = models_dir().join("piper");
-    let dir = std::env::temp_dir().join(format!("tts-e2e-piper-{}", std::process::id()));
-    let piper = dir.join("piper");
-    std::fs::create_dir_all(&piper).expect("temp models dir");
-    for name in [format!("{VOICE}.onnx"), format!("{VOICE}.onnx.json")] {
-        let link = piper.join(&name);
-        if !link.exists() {
-            std::os::unix::fs::symlink(
-                source.join(&name).canonicalize().expect("model path"),
-                &link,
-            )
-            .expect("symlink model");
-        }
-    }
-    dir
-}
-
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestServer {
-    /// Starts a server on its own runtime thread (so it outlives any one test's runtime).
-    pub fn start(mut config: ServerConfig) -> Self {
-        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.storage_dir = fresh_storage_dir();
-        Self::start_as_configured(config)
-    }
-
-    /// Like `start`, but listens on `config.bind` (port 0: any free one) and keeps
-    /// `config.storage_dir`: for auth on non-loopback addresses and state that survives a restart.
-    pub fn start_as_configured(config: ServerConfig) -> Self {
-        let bind = config.bind;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let state = tts_server::build_state(config).await.expect("server state");
-                let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
-                let mut addr = listener.local_addr().expect("addr");
-                // Bound to every interface: clients still connect over loopback.
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                ready_tx
-                    .send((addr, state.clone()))
-                    .expect("report address");
-                tts_server::serve(listener, state, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .expect("serve");
-            });
-        });
-        let (addr, state) = ready_rx.recv().expect("server failed to start");
-        Self {
-            addr,
-            state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
-    }
-
-    /// Sends the shutdown signal and waits until the server has drained and stopped.
-    pub fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("server thread");
-        }
-    }
-
-    /// Sends the shutdown signal without waiting.
-    pub fn signal_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// A new, empty storage directory: servers of one test binary must not share one, since the cache
-/// index and `usage.redb` are locked by the server that opened them.
-pub fn fresh_storage_dir() -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tts-e2e-storage-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().build().expect("client")
