@@ -85,6 +85,18 @@ pub trait SpeechModel: Send + Sync {
     fn voices(&self) -> Vec<VoiceInfo>;
     /// Synthesize one sentence or clause; long text is split by the caller.
     fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError>;
+    /// Synthesize several requests in one padded batch (the model server's dynamic batching).
+    /// Results come back in request order, each equal (to float tolerance) to what
+    /// [`SpeechModel::synthesize`] gives for that request alone; one bad request fails alone.
+    /// The default runs them one after another.
+    fn synthesize_batch(&self, requests: &[SynthesisRequest]) -> Vec<Result<Pcm, ModelError>> {
+        requests.iter().map(|r| self.synthesize(r)).collect()
+    }
+    /// Whether [`SpeechModel::synthesize_batch`] runs a real batched forward, so grouping
+    /// concurrent requests pays off; the model server only batches models that say so.
+    fn batches(&self) -> bool {
+        false
+    }
     /// Whether `voice` (one id, not a blend) is speakable now, including voices added at runtime,
     /// which [`SpeechModel::voices`] does not list.
     fn speaks(&self, voice: &str) -> bool {
