@@ -14,18 +14,34 @@ use tokio::sync::watch;
 
 use crate::{CacheKey, EntryMeta};
 
+/// Why a flight failed: the leader's own error, shared by every reader. Callers downcast it to
+/// the type their leader failed with, so a follower answers exactly as the leader did (a full
+/// queue, a timeout, invalid text) instead of with a generic failure.
+pub type FlightError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// A flight that ended without the leader's error: the leader went away, or nobody was left.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FlightAborted(pub String);
+
+impl FlightAborted {
+    pub fn error(message: impl Into<String>) -> FlightError {
+        Arc::new(Self(message.into()))
+    }
+}
+
 /// What a reader sees, in order: chunks, then exactly one `Done` or `Failed`.
 #[derive(Debug, Clone)]
 pub enum FlightEvent {
     Chunk(Bytes),
     Done(Arc<EntryMeta>),
-    Failed(String),
+    Failed(FlightError),
 }
 
 #[derive(Default)]
 struct FlightState {
     chunks: Vec<Bytes>,
-    outcome: Option<Result<Arc<EntryMeta>, String>>,
+    outcome: Option<Result<Arc<EntryMeta>, FlightError>>,
     readers: usize,
 }
 
@@ -118,11 +134,12 @@ impl FlightWriter {
         self.end(Ok(meta));
     }
 
-    pub fn fail(mut self, message: impl Into<String>) {
-        self.end(Err(message.into()));
+    /// Ends the flight with the leader's error; every reader gets it.
+    pub fn fail(mut self, error: FlightError) {
+        self.end(Err(error));
     }
 
-    fn end(&mut self, outcome: Result<Arc<EntryMeta>, String>) {
+    fn end(&mut self, outcome: Result<Arc<EntryMeta>, FlightError>) {
         if self.finished {
             return;
         }
@@ -158,7 +175,9 @@ impl FlightWriter {
 
 impl Drop for FlightWriter {
     fn drop(&mut self) {
-        self.end(Err("the synthesizing request ended without a result".into()));
+        self.end(Err(FlightAborted::error(
+            "the synthesizing request ended without a result",
+        )));
     }
 }
 
@@ -199,19 +218,19 @@ impl FlightReader {
                     self.ended = true;
                     return Some(match outcome {
                         Ok(meta) => FlightEvent::Done(meta.clone()),
-                        Err(message) => FlightEvent::Failed(message.clone()),
+                        Err(error) => FlightEvent::Failed(error.clone()),
                     });
                 }
             }
             if self.changed.changed().await.is_err() {
                 self.ended = true;
-                return Some(FlightEvent::Failed("flight vanished".into()));
+                return Some(FlightEvent::Failed(FlightAborted::error("flight vanished")));
             }
         }
     }
 
     /// Reads to the end: the whole file and its metadata.
-    pub async fn collect(mut self) -> Result<(Bytes, Arc<EntryMeta>), String> {
+    pub async fn collect(mut self) -> Result<(Bytes, Arc<EntryMeta>), FlightError> {
         let mut chunks = Vec::new();
         while let Some(event) = self.next().await {
             match event {
@@ -223,10 +242,10 @@ impl FlightReader {
                     };
                     return Ok((bytes, meta));
                 }
-                FlightEvent::Failed(message) => return Err(message),
+                FlightEvent::Failed(error) => return Err(error),
             }
         }
-        Err("flight ended without an outcome".into())
+        Err(FlightAborted::error("flight ended without an outcome"))
     }
 }
 
@@ -321,6 +340,29 @@ mod tests {
         assert!(!abandoned.is_finished());
         drop(follower);
         let writer = abandoned.await.unwrap();
-        writer.fail("nobody listens");
+        writer.fail(FlightAborted::error("nobody listens"));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("queue full, retry in {0} s")]
+    struct Overloaded(u64);
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_own_error() {
+        let coalescer = Coalescer::new();
+        let Joined::Leader(writer, reader) = coalescer.join(&key()) else {
+            panic!("first join must lead");
+        };
+        let Joined::Follower(follower) = coalescer.join(&key()) else {
+            panic!("second join must follow");
+        };
+        writer.fail(Arc::new(Overloaded(3)));
+        for outcome in [follower.collect().await, reader.collect().await] {
+            let error = outcome.expect_err("the flight failed");
+            let typed = error
+                .downcast_ref::<Overloaded>()
+                .expect("the leader's type");
+            assert_eq!(typed.0, 3);
+        }
     }
 }

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use coalesce::{Coalescer, FlightEvent, FlightReader, FlightWriter, Joined};
+pub use coalesce::{
+    Coalescer, FlightAborted, FlightError, FlightEvent, FlightReader, FlightWriter, Joined,
+};
 pub use disk::{DiskStore, EvictionPolicy};
 pub use key::{CacheKey, KeyInput, CACHE_FORMAT_VERSION};
 pub use remote::{RedisConfig, RedisTier, RemoteLock};

@@ -192,18 +192,29 @@ impl Auth {
             .keys
             .verify(presented)
             .ok_or_else(|| ApiError::Unauthorized("unknown API key".into()))?;
-        if let Err(wait) = self.limits.check(&key.id) {
-            metrics::counter!("tts_rate_limited_total", "key" => key.id.clone()).increment(1);
+        let caller = Caller {
+            key_id: Some(key.id.clone()),
+            role: key.role,
+        };
+        self.check_rate(&caller)?;
+        Ok(caller)
+    }
+
+    /// Takes one request from the caller's token bucket (429 with the wait when it is empty).
+    /// WebSocket sessions call it for each utterance after the first, which the upgrade paid.
+    pub fn check_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+        let Some(key_id) = caller.key_id.as_deref().filter(|_| self.enabled) else {
+            return Ok(());
+        };
+        if let Err(wait) = self.limits.check(key_id) {
+            metrics::counter!("tts_rate_limited_total", "key" => key_id.to_string()).increment(1);
             // Round up: a client that waits exactly Retry-After seconds must find a token.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(ApiError::RateLimited {
                 retry_after_secs: secs.max(1),
             });
         }
-        Ok(Caller {
-            key_id: Some(key.id.clone()),
-            role: key.role,
-        })
+        Ok(())
     }
 }
 
@@ -273,12 +284,11 @@ pub async fn authenticate(
     response
 }
 
-/// Resolves auth, opens the usage file and sizes the batch runner: the parts of the state that
-/// come from files in the configuration.
+/// Resolves auth and opens the usage file: the parts of the state that come from files in the
+/// configuration.
 pub fn with_accounts(mut state: AppState) -> Result<AppState, AccountsError> {
     state.auth = Arc::new(Auth::from_config(&state.config)?);
     state.usage = Arc::new(UsageLedger::open(&state.config)?);
-    state.batches = Arc::new(crate::batch::BatchJobs::new(&state.config));
     Ok(state)
 }
 

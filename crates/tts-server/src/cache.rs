@@ -11,9 +11,11 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tts_audio::Pcm;
 use tts_cache::{
-    CacheConfig, CacheError, CacheKey, CacheStats, CachedAudio, EntryMeta, FlightEvent,
-    FlightReader, FlightWriter, Joined, KeyInput, RedisConfig, RemoteLock, Tier, TieredCache,
+    CacheConfig, CacheError, CacheKey, CacheStats, CachedAudio, EntryMeta, FlightAborted,
+    FlightError, FlightEvent, FlightReader, FlightWriter, Joined, KeyInput, RedisConfig,
+    RemoteLock, Tier, TieredCache,
 };
 use tts_models::registry::ModelRegistry;
 
@@ -21,6 +23,10 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::speech::{AudioFile, AudioStream, RequestContext, SpeechParams, StreamEvent, Summary};
 use crate::state::AppState;
+
+/// The internal format of sentence entries: the model's f32 samples, little endian. Not a
+/// format a request can ask for, so these keys never collide with a file's.
+pub const SENTENCE_PCM_FORMAT: &str = "sentence-f32le";
 
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 pub const X_CACHE_KEY: HeaderName = HeaderName::from_static("x-cache-key");
@@ -116,6 +122,10 @@ impl AudioCache {
 
     /// The content address of a request's audio.
     pub fn key(&self, params: &SpeechParams) -> CacheKey {
+        self.key_as(params, params.format.as_str())
+    }
+
+    fn key_as(&self, params: &SpeechParams, format: &str) -> CacheKey {
         let components: Vec<&str> = params
             .voice
             .split('+')
@@ -139,11 +149,62 @@ impl AudioCache {
             voice_digest: &voice_digest,
             text: &params.text,
             speed: params.speed,
-            format: params.format.as_str(),
+            format,
             sample_rate: params.sample_rate,
             bitrate_kbps: params.bitrate_kbps,
             normalize_loudness: params.normalize_loudness,
         })
+    }
+
+    /// The content address of one sentence's model output (before joining, loudness,
+    /// resampling and encoding), for the WebSocket, whose utterances are built sentence by
+    /// sentence as text arrives. Output settings are not part of it: they apply afterwards.
+    pub fn sentence_key(&self, params: &SpeechParams, sentence: &str) -> CacheKey {
+        let sentence_params = SpeechParams {
+            text: sentence.to_string(),
+            sample_rate: None,
+            bitrate_kbps: None,
+            normalize_loudness: false,
+            ..params.clone()
+        };
+        self.key_as(&sentence_params, SENTENCE_PCM_FORMAT)
+    }
+
+    /// A sentence's model output from the cache.
+    pub async fn get_sentence(&self, key: &CacheKey) -> Option<(Pcm, CacheStatus)> {
+        let (audio, status) = self.get(key).await?;
+        if audio.meta.format != SENTENCE_PCM_FORMAT || audio.bytes.len() % 4 != 0 {
+            return None;
+        }
+        let samples = audio
+            .bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Some((Pcm::new(samples, audio.meta.sample_rate), status))
+    }
+
+    /// Stores a sentence's model output (f32, exact: a hit sounds the same as the miss did).
+    pub async fn put_sentence(
+        &self,
+        key: &CacheKey,
+        voice: &str,
+        text: &str,
+        pcm: &Pcm,
+        synth_time: Duration,
+    ) {
+        let bytes: Vec<u8> = pcm.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let meta = EntryMeta {
+            format: SENTENCE_PCM_FORMAT.to_string(),
+            content_type: "application/octet-stream".to_string(),
+            sample_rate: pcm.sample_rate,
+            voice_id: voice.to_string(),
+            characters: text.chars().count() as u64,
+            sentences: 1,
+            audio_seconds: pcm.duration_secs(),
+            synth_seconds: synth_time.as_secs_f64(),
+        };
+        self.tiers.put(key, &CachedAudio::new(bytes, meta)).await;
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<(CachedAudio, CacheStatus)> {
@@ -306,8 +367,13 @@ fn cached_file(audio: &CachedAudio, params: &SpeechParams, ctx: &RequestContext)
     }
 }
 
-fn flight_error(message: String) -> ApiError {
-    ApiError::Internal(format!("shared synthesis failed: {message}"))
+/// A follower answers with the leader's own error (503 + Retry-After for a full queue, 504, 400
+/// for text the model refuses); only a leader that vanished gives a generic 500.
+fn flight_error(error: FlightError) -> ApiError {
+    error
+        .downcast_ref::<ApiError>()
+        .cloned()
+        .unwrap_or_else(|| ApiError::Internal(format!("shared synthesis failed: {error}")))
 }
 
 impl AppState {
@@ -492,7 +558,7 @@ async fn lead_file(
             Ok(CacheStatus::Miss)
         }
         Err(err) => {
-            writer.fail(err.to_string());
+            writer.fail(Arc::new(err.clone()));
             Err(err)
         }
     };
@@ -517,7 +583,7 @@ async fn lead_stream(
         let event = tokio::select! {
             event = audio.next() => event,
             () = writer.abandoned() => {
-                writer.fail("every client left");
+                writer.fail(FlightAborted::error("every client left"));
                 return;
             }
         };
@@ -534,11 +600,11 @@ async fn lead_stream(
                 return;
             }
             Some(StreamEvent::Failed(err)) => {
-                writer.fail(err.to_string());
+                writer.fail(Arc::new(err));
                 return;
             }
             None => {
-                writer.fail("stream ended without a result");
+                writer.fail(FlightAborted::error("stream ended without a result"));
                 return;
             }
         }

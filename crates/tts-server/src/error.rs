@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::engine::EngineError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// The request is wrong; `field` names the offending JSON field when there is one.
     #[error("{message}")]
@@ -97,6 +97,16 @@ impl ApiError {
         }
     }
 
+    /// Seconds to wait before retrying, for overload and rate limits (`Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Overloaded { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+                Some((*retry_after_secs).max(1))
+            }
+            _ => None,
+        }
+    }
+
     /// The JSON body, also sent as a WebSocket/SSE error event.
     pub fn body(&self) -> ErrorBody {
         let kind = if self.status().is_client_error() {
@@ -142,12 +152,10 @@ impl IntoResponse for ApiError {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let Self::Overloaded { retry_after_secs } | Self::RateLimited { retry_after_secs } = self
-        {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

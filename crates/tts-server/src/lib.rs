@@ -86,7 +86,12 @@ pub async fn build_state(config: ServerConfig) -> Result<AppState, StartError> {
     let state = AppState::new(engine, config, metrics::install());
     let state = cache::with_cache(state).await?;
     let state = voice_library::open_voices(state).await?;
-    let state = auth::with_accounts(state)?;
+    let mut state = auth::with_accounts(state)?;
+    let batches = batch::BatchJobs::open(&state.config).map_err(|source| StartError::Storage {
+        path: state.config.storage_dir.join("batches"),
+        source,
+    })?;
+    state.batches = Arc::new(batches);
     Ok(state)
 }
 
@@ -100,6 +105,7 @@ pub async fn serve(
     let app = routes::router(state.clone());
     auth::spawn_usage_flusher(state.usage.clone(), state.shutdown.clone());
     pregen::warm_on_start(&state);
+    state.batches.resume(&state);
     let draining = state.clone();
     let on_signal = async move {
         signal.await;

@@ -48,7 +48,6 @@ use crate::routes::{health, openai, sse, stream, tts, voices, ws};
         crate::speech::Summary,
         crate::routes::usage::UsageReportSchema,
         crate::routes::batch::BatchRequest,
-        crate::batch::BatchItem,
         crate::batch::JobView,
         crate::batch::ItemResult,
         crate::batch::ItemStatus,

@@ -9,8 +9,9 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{synthesize_item, BatchItem};
+use crate::batch::synthesize_item;
 use crate::cli::ServeArgs;
+use crate::routes::tts::TtsRequest;
 use crate::speech::RequestContext;
 use crate::state::AppState;
 
@@ -31,28 +32,23 @@ pub enum PregenPhrase {
 }
 
 impl PregenPhrase {
-    fn into_item(self) -> BatchItem {
+    fn into_item(self) -> TtsRequest {
         match self {
-            Self::Text(text) => BatchItem {
+            Self::Text(text) => TtsRequest {
                 text,
-                voice: None,
-                model: None,
-                format: None,
-                speed: None,
-                sample_rate: None,
+                ..TtsRequest::default()
             },
             Self::Item {
                 text,
                 voice,
                 format,
                 speed,
-            } => BatchItem {
+            } => TtsRequest {
                 text,
                 voice,
-                model: None,
                 format,
                 speed,
-                sample_rate: None,
+                ..TtsRequest::default()
             },
         }
     }
@@ -109,7 +105,7 @@ pub fn parse_phrases(text: &str) -> Vec<String> {
 /// Synthesizes every item through the cache, `concurrency` at a time, ticking `progress`.
 pub async fn pregenerate(
     state: &AppState,
-    items: Vec<BatchItem>,
+    items: Vec<TtsRequest>,
     concurrency: usize,
     progress: &ProgressBar,
 ) -> PregenReport {
@@ -144,7 +140,7 @@ pub async fn pregenerate(
 }
 
 /// `Ok(true)` when the cache already had it.
-async fn pregenerate_one(state: &AppState, item: &BatchItem) -> Result<bool, String> {
+async fn pregenerate_one(state: &AppState, item: &TtsRequest) -> Result<bool, String> {
     let params = state
         .validate(item.input(state.config.max_text_chars))
         .map_err(|err| err.to_string())?;
@@ -160,7 +156,7 @@ pub fn warm_on_start(state: &AppState) {
     if state.config.pregen.is_empty() {
         return;
     }
-    let items: Vec<BatchItem> = state
+    let items: Vec<TtsRequest> = state
         .config
         .pregen
         .iter()
@@ -200,15 +196,14 @@ pub async fn run(args: PregenArgs) -> anyhow::Result<PregenReport> {
     config.pregen.clear();
     let concurrency = args.concurrency.unwrap_or(config.batch_concurrency);
     let state = crate::build_state(config).await.context("loading models")?;
-    let items: Vec<BatchItem> = phrases
+    let items: Vec<TtsRequest> = phrases
         .into_iter()
-        .map(|text| BatchItem {
+        .map(|text| TtsRequest {
             text,
             voice: args.voice.clone(),
-            model: None,
             format: args.format.clone(),
             speed: args.speed,
-            sample_rate: None,
+            ..TtsRequest::default()
         })
         .collect();
 

@@ -15,6 +15,10 @@ const STRANGER: &str = "tts_batch_stranger_key";
 const ADMIN: &str = "tts_batch_admin_key";
 
 fn server() -> TestServer {
+    TestServer::start(config())
+}
+
+fn config() -> ServerConfig {
     let dir = std::env::temp_dir().join(format!("tts-batch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let entry = |id: &str, role: &str, key: &str| {
@@ -34,14 +38,26 @@ fn server() -> TestServer {
         .join("\n"),
     )
     .unwrap();
-    TestServer::start(ServerConfig {
+    ServerConfig {
         models_dir: piper_only_models_dir(),
         auth: AuthMode::On,
         keys_file,
         batch_max_items: 5,
         batch_concurrency: 2,
         ..ServerConfig::default()
-    })
+    }
+}
+
+async fn wait_completed(server: &TestServer, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let view: Value = job(server, OWNER, id).await.json().await.unwrap();
+        if view["status"] == "completed" {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "job did not finish: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn job(server: &TestServer, key: &str, id: &str) -> reqwest::Response {
@@ -74,15 +90,7 @@ async fn batch_with_failing_items_completes_the_rest_with_download_urls() {
     let id = created["id"].as_str().expect("job id").to_string();
     assert_eq!(created["total"], 4);
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let view = loop {
-        let view: Value = job(&server, OWNER, &id).await.json().await.unwrap();
-        if view["status"] == "completed" {
-            break view;
-        }
-        assert!(Instant::now() < deadline, "job did not finish: {view}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let view = wait_completed(&server, &id).await;
     assert_eq!(view["done"], 2, "{view}");
     assert_eq!(view["failed"], 2, "{view}");
     assert_eq!(view["pending"], 0);
@@ -152,4 +160,73 @@ async fn batch_over_the_item_limit_or_empty_is_refused_naming_items() {
     let unknown = job(&server, OWNER, "no-such-job").await;
     assert_eq!(unknown.status(), 404);
     server.shutdown();
+}
+
+#[tokio::test]
+async fn a_job_cut_short_by_a_restart_finishes_after_it() {
+    let storage = common::fresh_storage_dir();
+    let config = ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        storage_dir: storage.clone(),
+        batch_concurrency: 1,
+        ..config()
+    };
+    let texts = [
+        "The first line of the script.",
+        "The second line follows it.",
+        "A third line comes after that.",
+        "And the fourth line ends the scene.",
+    ];
+    let server = TestServer::start_as_configured(config.clone());
+    let items: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({"text": t, "voice": VOICE, "format": "opus"}))
+        .collect();
+    let created: Value = client()
+        .post(server.url("/v1/batch"))
+        .bearer_auth(OWNER)
+        .json(&json!({ "items": items }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("job id").to_string();
+    server.shutdown();
+
+    // What the stopped server left on disk: the job, with items still to do.
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(storage.join("batches").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let unfinished = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["status"] != "done")
+        .count();
+    assert!(
+        unfinished > 0,
+        "the job finished before the restart: {stored}"
+    );
+
+    let restarted = TestServer::start_as_configured(config);
+    let view = wait_completed(&restarted, &id).await;
+    assert_eq!(view["done"], 4, "{view}");
+    for item in view["items"].as_array().unwrap() {
+        let audio = client()
+            .get(restarted.url(item["url"].as_str().expect("download url")))
+            .bearer_auth(OWNER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(audio.status(), 200, "{item}");
+        let pcm = common::decode(&audio.bytes().await.unwrap(), "opus", 0);
+        assert!(common::rms(&pcm) > 0.01, "{item}");
+    }
+    // Other keys still cannot see it after the restart.
+    assert_eq!(job(&restarted, STRANGER, &id).await.status(), 404);
+    restarted.shutdown();
+    let _ = std::fs::remove_dir_all(storage);
 }

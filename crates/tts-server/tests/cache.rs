@@ -326,3 +326,53 @@ async fn streamed_routes_answer_hits_with_x_cache() {
     assert!(events.contains("speech.audio.done"));
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_of_a_failed_synthesis_get_the_leaders_error() {
+    // One worker, busy with a long sentence; the identical pair behind it outlives its timeout.
+    let server = TestServer::start(ServerConfig {
+        request_timeout_secs: 0.5,
+        ..piper_config()
+    });
+    // One sentence under the server's 300-character chunk: one engine sentence of a second or so.
+    let long = "While the rain kept falling on the quiet harbour town, the old ferryman, \
+        who had crossed the wide grey water every morning for forty years, counted the \
+        passengers twice, checked the ropes, and waited patiently for the late bus.";
+    let blocker = tokio::spawn({
+        let url = server.url("/v1/tts");
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"text": long, "voice": VOICE, "format": "pcm"}))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let request = || {
+        client()
+            .post(server.url("/v1/tts"))
+            .json(&json!({"text": "Nobody waits this long.", "voice": VOICE, "format": "mp3"}))
+            .send()
+    };
+    let (a, b) = tokio::join!(request(), request());
+    for response in [a.unwrap(), b.unwrap()] {
+        assert_eq!(response.status(), 504);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "timeout", "{body}");
+    }
+    let _ = blocker.await;
+    // One shared job timed out; two separate ones would have cancelled two sentences. The engine
+    // drops a timed-out job when a worker reaches it, after the responses went out.
+    let engine = server.state.speech.engine();
+    let cancelled = || engine.stats().sentences_cancelled.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (engine.queue_depth() > 0 || cancelled() == 0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cancelled(),
+        1,
+        "the identical requests did not share one synthesis"
+    );
+}

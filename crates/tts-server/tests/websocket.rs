@@ -169,3 +169,156 @@ async fn bad_messages_get_error_events_and_the_session_continues() {
     assert!(events.iter().any(|e| e["type"] == "sentence_done"));
     assert!(!audio.is_empty());
 }
+
+const WS_KEY: &str = "tts_ws_cache_usage_key";
+
+/// A Piper-only server with one user key allowed `burst` requests (then one a minute).
+fn keyed_server(burst: u32) -> common::TestServer {
+    let dir = common::fresh_storage_dir().with_extension("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys_file = dir.join("keys.toml");
+    std::fs::write(
+        &keys_file,
+        format!(
+            "[[keys]]\nid = \"agent\"\nrole = \"user\"\nsha256 = \"{}\"\n",
+            tts_accounts::hash_key(WS_KEY)
+        ),
+    )
+    .unwrap();
+    common::TestServer::start(tts_server::ServerConfig {
+        models_dir: common::piper_only_models_dir(),
+        auth: tts_server::auth::AuthMode::On,
+        keys_file,
+        rate_per_minute: 1,
+        rate_burst: Some(burst),
+        ..tts_server::ServerConfig::default()
+    })
+}
+
+async fn connect_to(server: &common::TestServer, query: &str) -> Socket {
+    let url = server.ws_url(&format!("/v1/tts/ws?{query}&api_key={WS_KEY}"));
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connect");
+    socket
+}
+
+async fn utterance(socket: &mut Socket, text: &str) -> (Vec<Value>, Vec<u8>) {
+    send(socket, json!({"type": "text", "text": text})).await;
+    send(socket, json!({"type": "flush"})).await;
+    read_until(socket, "done").await
+}
+
+fn sentence_cache_states(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "sentence_done")
+        .map(|e| e["cache"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn repeated_sentences_come_from_the_cache_and_each_utterance_is_metered() {
+    let server = keyed_server(10);
+    let synthesized = || {
+        server
+            .state
+            .speech
+            .engine()
+            .stats()
+            .sentences_synthesized
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut socket = connect_to(&server, &format!("voice={VOICE}&format=wav")).await;
+    let text = "Thanks for calling. How can I help you today?";
+    let (first_events, first_audio) = utterance(&mut socket, text).await;
+    assert_eq!(sentence_cache_states(&first_events), ["miss", "miss"]);
+    let after_first = synthesized();
+    assert_eq!(after_first, 2);
+
+    // The same sentences again, then one known and one new sentence.
+    let (second_events, second_audio) = utterance(&mut socket, text).await;
+    assert_eq!(
+        sentence_cache_states(&second_events),
+        ["hit-memory", "hit-memory"]
+    );
+    assert_eq!(
+        synthesized(),
+        after_first,
+        "a cached sentence was synthesized"
+    );
+    assert_eq!(
+        second_audio, first_audio,
+        "a hit must sound exactly like the miss"
+    );
+    let (mixed_events, mixed_audio) =
+        utterance(&mut socket, "How can I help you today? Goodbye now.").await;
+    assert_eq!(sentence_cache_states(&mixed_events), ["hit-memory", "miss"]);
+    assert_eq!(synthesized(), after_first + 1);
+    let pcm = decode(&mixed_audio, "wav", 0);
+    assert!(rms(&pcm) > 0.01);
+    send(&mut socket, json!({"type": "close"})).await;
+    assert!(matches!(next(&mut socket).await, Frame::Closed));
+
+    // Three utterances, three metered requests; characters split by where the audio came from.
+    let chars = |s: &str| s.chars().count() as u64;
+    let today = chrono::Utc::now().date_naive();
+    let (from, to) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+    let mut total = Value::Null;
+    for _ in 0..50 {
+        total = common::client()
+            .get(server.url(&format!("/v1/usage?from={from}&to={to}")))
+            .bearer_auth(WS_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["total"]
+            .clone();
+        if total["requests"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(total["requests"], 3, "{total}");
+    let (thanks, help, bye) = (
+        chars("Thanks for calling."),
+        chars("How can I help you today?"),
+        chars("Goodbye now."),
+    );
+    let synthesized_chars = thanks + help + bye;
+    let cached_chars = thanks + 2 * help;
+    assert_eq!(
+        total["characters_synthesized"].as_u64(),
+        Some(synthesized_chars),
+        "{total}"
+    );
+    assert_eq!(
+        total["characters_cached"].as_u64(),
+        Some(cached_chars),
+        "{total}"
+    );
+}
+
+#[tokio::test]
+async fn utterances_after_the_first_take_from_the_rate_limit() {
+    // Burst 2: the upgrade takes one token (and pays for the first utterance), the second
+    // utterance the other; the third is refused with the wait, and the session goes on.
+    let server = keyed_server(2);
+    let mut socket = connect_to(&server, &format!("voice={VOICE}&format=pcm")).await;
+    let (events, _) = utterance(&mut socket, "First one.").await;
+    assert_eq!(events.last().unwrap()["type"], "done");
+    let (events, _) = utterance(&mut socket, "Second one.").await;
+    assert_eq!(events.last().unwrap()["type"], "done");
+    send(&mut socket, json!({"type": "text", "text": "Third one."})).await;
+    send(&mut socket, json!({"type": "flush"})).await;
+    let Frame::Event(error) = next(&mut socket).await else {
+        panic!("expected an error event");
+    };
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert!(error["retry_after_secs"].as_u64().unwrap() >= 1, "{error}");
+    send(&mut socket, json!({"type": "close"})).await;
+    assert!(matches!(next(&mut socket).await, Frame::Closed));
+}

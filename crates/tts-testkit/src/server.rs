@@ -7,20 +7,27 @@ use std::sync::mpsc;
 
 use tts_server::{AppState, ServerConfig};
 
-/// A running in-process server; `shutdown` drains and stops it.
+/// A running in-process server; `shutdown` drains and stops it. Dropping it stops it too and
+/// removes the storage directory it created.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The storage directory `start` made for this server alone.
+    owned_storage: Option<PathBuf>,
 }
 
 impl TestServer {
-    /// Starts `config` on 127.0.0.1 (any free port) with a fresh storage directory.
+    /// Starts `config` on 127.0.0.1 (any free port) with a fresh storage directory, removed when
+    /// the server is dropped.
     pub fn start(mut config: ServerConfig) -> Self {
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.storage_dir = fresh_storage_dir();
-        Self::start_as_configured(config)
+        let storage = config.storage_dir.clone();
+        let mut server = Self::start_as_configured(config);
+        server.owned_storage = Some(storage);
+        server
     }
 
     /// Like `start`, from the default settings with the Piper-only models directory, after `tweak`
@@ -69,6 +76,7 @@ impl TestServer {
             state,
             stop: Some(stop_tx),
             thread: Some(thread),
+            owned_storage: None,
         }
     }
 
@@ -87,6 +95,10 @@ impl TestServer {
 
     /// Sends the shutdown signal and waits until the server has drained and stopped.
     pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -103,12 +115,67 @@ impl TestServer {
     }
 }
 
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A server whose test panicked is still stopped; a second panic here would abort.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Bounded wait: a test may drop its server with requests still draining; its directory
+        // is then left for the next run's sweep rather than pulled from under it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let stopped = match self.thread.take() {
+            Some(thread) => {
+                while !thread.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                thread.is_finished() && thread.join().is_ok()
+            }
+            None => true,
+        };
+        if let Some(dir) = self.owned_storage.take().filter(|_| stopped) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+const STORAGE_PREFIX: &str = "tts-e2e-storage-";
+
 /// A new, empty storage directory: servers of one test binary must not share one, since the cache
-/// index and `usage.redb` are locked by the server that opened them.
+/// index and `usage.redb` are locked by the server that opened them. The first call of a process
+/// also removes the directories of test processes that have exited (servers kept for a whole
+/// binary, and restart tests' directories, are never dropped).
 pub fn fresh_storage_dir() -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_dead_processes_storage);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tts-e2e-storage-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{STORAGE_PREFIX}{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+fn remove_dead_processes_storage() {
+    // Liveness is read from /proc; elsewhere nothing is swept.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STORAGE_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::path::Path::new("/proc").join(pid.to_string()).exists();
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -8,16 +8,18 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::batch::{BatchItem, JobView};
+use crate::batch::JobView;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::routes::tts::TtsRequest;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Texts to synthesize, at most `batch_max_items` (100 by default).
-    pub items: Vec<BatchItem>,
+    /// Texts to synthesize (each with the fields of `/v1/tts`), at most `batch_max_items`
+    /// (100 by default).
+    pub items: Vec<TtsRequest>,
 }
 
 /// Queue a batch job.
@@ -37,7 +39,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let view = state.batches.submit(&state, caller, body.items)?;
+    let view = state.batches.submit(&state, caller, body.items).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 

@@ -89,7 +89,13 @@ pub async fn audio(
 ) -> Result<Response, ApiError> {
     let key = CacheKey::parse(&key)
         .map_err(|err| ApiError::invalid("invalid_cache_key", "key", err.to_string()))?;
-    let Some((audio, status)) = state.cache.get(&key).await else {
+    // Sentence entries are the WebSocket's building blocks, not files anyone asked for.
+    let Some((audio, status)) = state
+        .cache
+        .get(&key)
+        .await
+        .filter(|(audio, _)| audio.meta.format != crate::cache::SENTENCE_PCM_FORMAT)
+    else {
         return Err(ApiError::NotFound);
     };
     let mut headers = HeaderMap::new();

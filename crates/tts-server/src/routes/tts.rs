@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -11,8 +11,8 @@ use crate::extract::ApiJson;
 use crate::speech::RequestContext;
 use crate::state::{AppState, SpeechInput};
 
-/// Body of `/v1/tts`, `/v1/tts/stream` and `/v1/tts/sse`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// Body of `/v1/tts`, `/v1/tts/stream` and `/v1/tts/sse`, and one item of `/v1/batch`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TtsRequest {
     /// Text to speak (at most 5,000 characters by default).

@@ -6,6 +6,12 @@
 //!
 //! Backpressure: text waits in a small channel while a sentence is synthesized, and audio frames
 //! are sent one at a time, so a slow reader slows synthesis instead of growing buffers.
+//!
+//! Caching and metering work per sentence, since an utterance is built as text arrives: each
+//! sentence's model output is looked up in the audio cache (and stored after synthesis), so a
+//! phrase an agent repeats is never synthesized twice. Each utterance is one metered request
+//! (characters synthesized and from cache, audio seconds) and, after the first, which the upgrade
+//! paid for, takes one token of the key's rate limit.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tts_audio::AudioFormat;
 use utoipa::IntoParams;
 
+use crate::auth::{Caller, UsageTicket};
+use crate::cache::CacheStatus;
 use crate::error::{ApiError, ErrorBody};
 use crate::speech::{
     blocking, finish_summary, sentences, AudioPipeline, RequestContext, SpeechParams,
@@ -72,6 +80,7 @@ enum Command {
 )]
 pub async fn websocket(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -101,10 +110,9 @@ pub async fn websocket(
         normalize_loudness: None,
     })?;
     let sessions = state.sessions.clone();
-    Ok(
-        upgrade
-            .on_upgrade(move |socket| sessions.track_future(Session::run(socket, state, params))),
-    )
+    Ok(upgrade.on_upgrade(move |socket| {
+        sessions.track_future(Session::run(socket, state, params, caller))
+    }))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -119,15 +127,26 @@ struct Utterance {
     number: usize,
     pipeline: AudioPipeline,
     ctx: RequestContext,
+    /// Records this utterance's usage when dropped, once audio was sent.
+    usage: UsageTicket,
     text: String,
     sentences: usize,
     audio_seconds: f64,
     synth_time: Duration,
 }
 
+/// One sentence's model output and where it came from.
+struct SentencePcm {
+    pcm: tts_audio::Pcm,
+    cache: CacheStatus,
+    queue_wait: Duration,
+    synth_time: Duration,
+}
+
 struct Session {
     state: AppState,
     params: SpeechParams,
+    caller: Caller,
     sink: Sink,
     cancel: CancellationToken,
     pending: String,
@@ -136,7 +155,7 @@ struct Session {
 }
 
 impl Session {
-    async fn run(socket: WebSocket, state: AppState, params: SpeechParams) {
+    async fn run(socket: WebSocket, state: AppState, params: SpeechParams, caller: Caller) {
         let (sink, stream) = socket.split();
         let cancel = CancellationToken::new();
         // Small on purpose: when synthesis lags, the reader stops reading and TCP pushes back.
@@ -145,6 +164,7 @@ impl Session {
         let mut session = Session {
             state,
             params,
+            caller,
             sink,
             cancel,
             pending: String::new(),
@@ -239,7 +259,8 @@ impl Session {
         .await
     }
 
-    /// Synthesizes `batch` in order, sending each sentence's audio as it is ready.
+    /// Speaks `batch` in order, sending each sentence's audio as it is ready: sentences in the
+    /// cache at once, the others synthesized as one job (and stored).
     async fn speak(&mut self, batch: Vec<String>) -> Result<(), End> {
         if batch.is_empty() {
             return Ok(());
@@ -250,78 +271,153 @@ impl Session {
             }
         }
         let started = Instant::now();
-        let mut results =
+        let keys: Vec<_> = batch
+            .iter()
+            .map(|sentence| self.state.cache.sentence_key(&self.params, sentence))
+            .collect();
+        let mut cached = Vec::with_capacity(batch.len());
+        for key in &keys {
+            cached.push(self.state.cache.get_sentence(key).await);
+        }
+        let misses: Vec<String> = batch
+            .iter()
+            .zip(&cached)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(sentence, _)| sentence.clone())
+            .collect();
+        let mut results = if misses.is_empty() {
+            None
+        } else {
             match self
                 .state
                 .speech
-                .submit(&self.params, batch.clone(), &self.cancel, started)
+                .submit(&self.params, misses, &self.cancel, started)
             {
-                Ok(rx) => rx,
+                Ok(rx) => Some(rx),
                 Err(err) => return self.send_error(&err).await,
-            };
+            }
+        };
         let deadline =
             tokio::time::Instant::from_std(started + self.state.speech.settings().timeout);
-        loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout_at(deadline, results.recv()) => next,
-                () = self.cancel.cancelled() => return Err(End::Disconnected),
+        for ((text, key), hit) in batch.into_iter().zip(keys).zip(cached) {
+            let sentence = match (hit, results.as_mut()) {
+                (Some((pcm, cache)), _) => SentencePcm {
+                    pcm,
+                    cache,
+                    queue_wait: Duration::ZERO,
+                    synth_time: Duration::ZERO,
+                },
+                (None, Some(results)) => {
+                    let next = tokio::select! {
+                        next = tokio::time::timeout_at(deadline, results.recv()) => next,
+                        () = self.cancel.cancelled() => return Err(End::Disconnected),
+                    };
+                    let audio = match next {
+                        Ok(None) => return Ok(()),
+                        Ok(Some(Ok(audio))) => audio,
+                        Ok(Some(Err(err))) => return self.send_error(&err.into()).await,
+                        Err(_) => return self.send_error(&ApiError::Timeout).await,
+                    };
+                    let (state, voice, words, pcm) = (
+                        self.state.clone(),
+                        self.params.voice.clone(),
+                        text.clone(),
+                        audio.pcm.clone(),
+                    );
+                    let synth_time = audio.synth_time;
+                    tokio::spawn(async move {
+                        state
+                            .cache
+                            .put_sentence(&key, &voice, &words, &pcm, synth_time)
+                            .await;
+                    });
+                    SentencePcm {
+                        pcm: audio.pcm,
+                        cache: CacheStatus::Miss,
+                        queue_wait: audio.queue_wait,
+                        synth_time: audio.synth_time,
+                    }
+                }
+                (None, None) => return Ok(()),
             };
-            let audio = match next {
-                Ok(None) => return Ok(()),
-                Ok(Some(Ok(audio))) => audio,
-                Ok(Some(Err(err))) => return self.send_error(&err.into()).await,
-                Err(_) => return self.send_error(&ApiError::Timeout).await,
-            };
-            let Some(utterance) = self.utterance.take() else {
-                return Ok(());
-            };
-            let index = utterance.sentences;
-            let text = batch.get(audio.index).cloned().unwrap_or_default();
-            let (queue_wait, synth_time) = (audio.queue_wait, audio.synth_time);
-            let encoded = blocking(move || {
-                let mut utterance = utterance;
-                let (bytes, seconds) = utterance.pipeline.sentence(audio.pcm)?;
-                Ok((utterance, bytes, seconds))
-            })
-            .await;
-            let (mut utterance, bytes, seconds) = match encoded {
-                Ok(done) => done,
-                Err(err) => return self.send_error(&err).await,
-            };
-            utterance.sentences += 1;
-            utterance.audio_seconds += seconds;
-            utterance.synth_time += synth_time;
-            if !utterance.text.is_empty() {
-                utterance.text.push(' ');
-            }
-            utterance.text.push_str(&text);
-            let number = utterance.number;
-            self.utterance = Some(utterance);
-            if !bytes.is_empty() {
-                self.send(Message::Binary(bytes.into())).await?;
-            }
-            self.send_json(json!({
-                "type": "sentence_done",
-                "utterance": number,
-                "index": index,
-                "text": text,
-                "audio_seconds": seconds,
-                "queue_ms": queue_wait.as_secs_f64() * 1000.0,
-                "synth_ms": synth_time.as_secs_f64() * 1000.0,
-            }))
-            .await?;
+            self.send_sentence(text, sentence).await?;
         }
+        Ok(())
+    }
+
+    /// Encodes one sentence into the utterance's stream and sends it with its `sentence_done`.
+    async fn send_sentence(&mut self, text: String, sentence: SentencePcm) -> Result<(), End> {
+        let Some(utterance) = self.utterance.take() else {
+            return Ok(());
+        };
+        let index = utterance.sentences;
+        let SentencePcm {
+            pcm,
+            cache,
+            queue_wait,
+            synth_time,
+        } = sentence;
+        let encoded = blocking(move || {
+            let mut utterance = utterance;
+            let (bytes, seconds) = utterance.pipeline.sentence(pcm)?;
+            Ok((utterance, bytes, seconds))
+        })
+        .await;
+        let (mut utterance, bytes, seconds) = match encoded {
+            Ok(done) => done,
+            Err(err) => return self.send_error(&err).await,
+        };
+        let characters = text.chars().count();
+        if cache == CacheStatus::Miss {
+            utterance.usage.add_synthesized(characters, seconds);
+        } else {
+            utterance.usage.add_cached(characters, seconds);
+        }
+        utterance.usage.mark_served();
+        utterance.sentences += 1;
+        utterance.audio_seconds += seconds;
+        utterance.synth_time += synth_time;
+        if !utterance.text.is_empty() {
+            utterance.text.push(' ');
+        }
+        utterance.text.push_str(&text);
+        let number = utterance.number;
+        self.utterance = Some(utterance);
+        if !bytes.is_empty() {
+            self.send(Message::Binary(bytes.into())).await?;
+        }
+        self.send_json(json!({
+            "type": "sentence_done",
+            "utterance": number,
+            "index": index,
+            "text": text,
+            "audio_seconds": seconds,
+            "cache": cache.as_str(),
+            "queue_ms": queue_wait.as_secs_f64() * 1000.0,
+            "synth_ms": synth_time.as_secs_f64() * 1000.0,
+        }))
+        .await
     }
 
     async fn start_utterance(&mut self) -> Result<(), ApiError> {
+        if self.utterances > 0 {
+            self.state.auth.check_rate(&self.caller)?;
+        }
         let pipeline = AudioPipeline::new(&self.params, self.state.speech.settings())?;
         self.utterances += 1;
         let number = self.utterances;
         let sample_rate = pipeline.output_sample_rate();
+        // Usage is recorded per sentence (synthesized or cached) through `usage`, not by the
+        // summary at the end, which would count every character as synthesized.
+        let ctx = RequestContext {
+            usage: None,
+            ..RequestContext::new(ROUTE)
+        };
         self.utterance = Some(Utterance {
             number,
             pipeline,
-            ctx: RequestContext::new(ROUTE),
+            ctx,
+            usage: UsageTicket::new(self.state.usage.clone(), self.caller.clone()),
             text: String::new(),
             sentences: 0,
             audio_seconds: 0.0,
@@ -347,6 +443,7 @@ impl Session {
             "code": detail.code,
             "message": detail.message,
             "field": detail.field,
+            "retry_after_secs": err.retry_after_secs(),
         }))
         .await
     }
