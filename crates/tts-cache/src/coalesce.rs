@@ -259,34 +259,13 @@ impl Drop for FlightReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyInput;
 
     fn key() -> CacheKey {
-        CacheKey::for_request(&KeyInput {
-            model_id: "m",
-            model_digest: "d",
-            voice_id: "v",
-            voice_digest: "",
-            text: "t",
-            speed: 1.0,
-            format: "mp3",
-            sample_rate: None,
-            bitrate_kbps: None,
-            normalize_loudness: false,
-        })
+        crate::fixtures::key("t")
     }
 
     fn meta() -> Arc<EntryMeta> {
-        Arc::new(EntryMeta {
-            format: "mp3".into(),
-            content_type: "audio/mpeg".into(),
-            sample_rate: 22_050,
-            voice_id: "v".into(),
-            characters: 1,
-            sentences: 1,
-            audio_seconds: 1.0,
-            synth_seconds: 1.0,
-        })
+        Arc::new(crate::fixtures::meta("v", 1))
     }
 
     #[tokio::test]

@@ -410,38 +410,7 @@ fn uuid_like() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyInput;
-
-    fn entry(voice: &str, size: usize, characters: u64) -> CachedAudio {
-        CachedAudio::new(
-            (0..size).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
-            EntryMeta {
-                format: "mp3".into(),
-                content_type: "audio/mpeg".into(),
-                sample_rate: 22_050,
-                voice_id: voice.into(),
-                characters,
-                sentences: 1,
-                audio_seconds: 1.0,
-                synth_seconds: 0.2,
-            },
-        )
-    }
-
-    fn key(text: &str) -> CacheKey {
-        CacheKey::for_request(&KeyInput {
-            model_id: "m",
-            model_digest: "d",
-            voice_id: "v",
-            voice_digest: "",
-            text,
-            speed: 1.0,
-            format: "mp3",
-            sample_rate: None,
-            bitrate_kbps: None,
-            normalize_loudness: false,
-        })
-    }
+    use crate::fixtures::{entry, key};
 
     fn hit(store: &DiskStore, key: &CacheKey) -> Option<CachedAudio> {
         match store.get(key).unwrap() {

@@ -9,6 +9,8 @@
 
 pub mod coalesce;
 pub mod disk;
+#[cfg(test)]
+mod fixtures;
 pub mod key;
 pub mod memory;
 pub mod remote;

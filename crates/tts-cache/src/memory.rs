@@ -79,44 +79,13 @@ impl MemoryTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EntryMeta, KeyInput};
-
-    fn entry(voice: &str, size: usize) -> CachedAudio {
-        CachedAudio::new(
-            vec![7u8; size],
-            EntryMeta {
-                format: "mp3".into(),
-                content_type: "audio/mpeg".into(),
-                sample_rate: 22_050,
-                voice_id: voice.into(),
-                characters: 10,
-                sentences: 1,
-                audio_seconds: 1.0,
-                synth_seconds: 0.2,
-            },
-        )
-    }
-
-    fn key(text: &str) -> CacheKey {
-        CacheKey::for_request(&KeyInput {
-            model_id: "m",
-            model_digest: "d",
-            voice_id: "v",
-            voice_digest: "",
-            text,
-            speed: 1.0,
-            format: "mp3",
-            sample_rate: None,
-            bitrate_kbps: None,
-            normalize_loudness: false,
-        })
-    }
+    use crate::fixtures::{entry, key};
 
     #[test]
     fn byte_budget_bounds_the_stored_bytes() {
         let tier = MemoryTier::new(10_000, None);
         for i in 0..20 {
-            tier.insert(key(&i.to_string()), entry("v", 1_000));
+            tier.insert(key(&i.to_string()), entry("v", 1_000, 10));
         }
         assert!(tier.bytes() <= 10_000, "{} bytes kept", tier.bytes());
         assert!(tier.entries() >= 1);
@@ -125,8 +94,8 @@ mod tests {
     #[test]
     fn purge_by_voice_leaves_other_voices() {
         let tier = MemoryTier::new(1 << 20, None);
-        tier.insert(key("a"), entry("alice", 10));
-        tier.insert(key("b"), entry("bob", 10));
+        tier.insert(key("a"), entry("alice", 10, 10));
+        tier.insert(key("b"), entry("bob", 10, 10));
         assert_eq!(tier.purge_voice("alice"), 1);
         assert!(tier.get(&key("a")).is_none());
         assert!(tier.get(&key("b")).is_some());

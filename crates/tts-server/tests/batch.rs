@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, piper_only_models_dir, TestServer, VOICE};
+use common::{client, json_of, piper_only_models_dir, TestServer, VOICE};
 use serde_json::{json, Value};
 use tts_server::auth::AuthMode;
 use tts_server::ServerConfig;
@@ -182,16 +182,13 @@ async fn a_job_cut_short_by_a_restart_finishes_after_it() {
         .iter()
         .map(|t| json!({"text": t, "voice": VOICE, "format": "opus"}))
         .collect();
-    let created: Value = client()
-        .post(server.url("/v1/batch"))
-        .bearer_auth(OWNER)
-        .json(&json!({ "items": items }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = json_of(
+        client()
+            .post(server.url("/v1/batch"))
+            .bearer_auth(OWNER)
+            .json(&json!({ "items": items })),
+    )
+    .await;
     let id = created["id"].as_str().expect("job id").to_string();
     server.shutdown();
 

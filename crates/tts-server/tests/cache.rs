@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{client, header, TestServer, THREE_SENTENCES, VOICE};
+use common::{client, header, json_of, sentences_synthesized, TestServer, THREE_SENTENCES, VOICE};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tts_server::ServerConfig;
@@ -16,16 +16,6 @@ fn piper_config() -> ServerConfig {
         models_dir: common::piper_only_models_dir(),
         ..ServerConfig::default()
     }
-}
-
-fn sentences_synthesized(server: &TestServer) -> u64 {
-    server
-        .state
-        .speech
-        .engine()
-        .stats()
-        .sentences_synthesized
-        .load(Ordering::Relaxed)
 }
 
 async fn tts(server: &TestServer, text: &str, format: &str) -> (String, String, Vec<u8>) {
@@ -76,14 +66,7 @@ async fn second_identical_request_is_a_memory_hit_with_the_same_bytes() {
     assert_eq!(header(&response, "content-type"), "audio/mpeg");
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
 
-    let stats: Value = client()
-        .get(server.url("/v1/cache/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(client().get(server.url("/v1/cache/stats"))).await;
     assert!(stats["memory"]["hits"].as_u64().unwrap() >= 2, "{stats}");
     assert!(stats["misses"].as_u64().unwrap() >= 2, "{stats}");
     assert!(stats["disk"]["entries"].as_u64().unwrap() >= 2, "{stats}");
@@ -166,14 +149,7 @@ async fn corrupt_disk_entry_is_dropped_and_resynthesized() {
     assert!(sentences_synthesized(&server) > before);
     assert_eq!(again.len(), bytes.len());
     common::decode(&again, "flac", 0);
-    let stats: Value = client()
-        .get(server.url("/v1/cache/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(client().get(server.url("/v1/cache/stats"))).await;
     assert_eq!(stats["corrupt_dropped"], 1, "{stats}");
     // The resynthesized entry replaced the corrupt one.
     let (status, _, _) = tts(&server, "Bits rot quietly.", "flac").await;

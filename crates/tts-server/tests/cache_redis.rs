@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use common::{client, header, TestServer, VOICE};
+use common::{client, header, json_of, sentences_synthesized, TestServer, VOICE};
 use serde_json::{json, Value};
 use tts_server::ServerConfig;
 use tts_testkit::RedisServer;
@@ -17,16 +16,6 @@ fn replica(redis: &RedisServer) -> TestServer {
         redis_url: Some(redis.url()),
         ..ServerConfig::default()
     })
-}
-
-fn synthesized(server: &TestServer) -> u64 {
-    server
-        .state
-        .speech
-        .engine()
-        .stats()
-        .sentences_synthesized
-        .load(Ordering::Relaxed)
 }
 
 async fn tts(server: &TestServer, text: &str) -> (String, Vec<u8>) {
@@ -55,7 +44,7 @@ async fn replicas_share_entries_and_an_outage_keeps_serving() {
     let (status, from_redis) = tts(&b, "Shared between replicas.").await;
     assert_eq!(status, "hit-redis");
     assert_eq!(from_redis, bytes);
-    assert_eq!(synthesized(&b), 0);
+    assert_eq!(sentences_synthesized(&b), 0);
 
     redis.kill();
     // Redis is gone: new texts synthesize, known ones come from the local tiers.
@@ -70,14 +59,7 @@ async fn replicas_share_entries_and_an_outage_keeps_serving() {
     let (status, _) = tts(&b, "Another text during the outage.").await;
     assert_eq!(status, "miss");
 
-    let stats: Value = client()
-        .get(a.url("/v1/cache/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(client().get(a.url("/v1/cache/stats"))).await;
     assert!(stats["redis_errors"].as_u64().unwrap() > 0, "{stats}");
     let metrics = client()
         .get(a.url("/metrics"))
@@ -103,7 +85,7 @@ async fn concurrent_requests_on_two_replicas_make_one_model_call() {
     statuses.sort();
     assert_eq!(statuses, ["hit-redis", "miss"]);
     assert_eq!(bytes_a, bytes_b);
-    assert_eq!(synthesized(&a) + synthesized(&b), 1);
+    assert_eq!(sentences_synthesized(&a) + sentences_synthesized(&b), 1);
     a.shutdown();
     b.shutdown();
 }

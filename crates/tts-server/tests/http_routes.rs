@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, decode, header, rms, shared, THREE_SENTENCES, VOICE};
+use common::{client, decode, header, json_of, rms, shared, THREE_SENTENCES, VOICE};
 use serde_json::{json, Value};
 
 const TEXT: &str = "Hello from the speech server. This is a second sentence.";
@@ -267,14 +267,7 @@ async fn openai_speech_accepts_the_sdk_request_shapes() {
 #[tokio::test]
 async fn voices_models_health_ready_and_openapi_answer() {
     let server = shared();
-    let voices: Value = client()
-        .get(server.url("/v1/voices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let voices: Value = json_of(client().get(server.url("/v1/voices"))).await;
     let list = voices["voices"].as_array().unwrap();
     let joe = list
         .iter()
@@ -285,14 +278,7 @@ async fn voices_models_health_ready_and_openapi_answer() {
     assert_eq!(voices["default_voice"], VOICE);
     assert_eq!(voices["openai_aliases"]["alloy"], VOICE);
 
-    let models: Value = client()
-        .get(server.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = json_of(client().get(server.url("/v1/models"))).await;
     assert_eq!(models["object"], "list");
     assert!(models["data"]
         .as_array()
@@ -302,24 +288,10 @@ async fn voices_models_health_ready_and_openapi_answer() {
 
     let health = client().get(server.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = client()
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = json_of(client().get(server.url("/ready"))).await;
     assert_eq!(ready["status"], "ready");
 
-    let openapi: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = json_of(client().get(server.url("/openapi.json"))).await;
     for path in [
         "/v1/tts",
         "/v1/tts/stream",

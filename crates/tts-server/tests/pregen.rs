@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{client, piper_only_models_dir, TestServer, VOICE};
+use common::{client, json_of, piper_only_models_dir, TestServer, VOICE};
 use serde_json::{json, Value};
 use tts_server::pregen::PregenPhrase;
 use tts_server::ServerConfig;
@@ -111,14 +111,7 @@ async fn config_pregen_list_is_warmed_at_start_up() {
     });
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let stats: Value = client()
-            .get(server.url("/v1/cache/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: Value = json_of(client().get(server.url("/v1/cache/stats"))).await;
         if stats["stores"].as_u64() >= Some(1) && stats["in_flight"] == 0 {
             break;
         }

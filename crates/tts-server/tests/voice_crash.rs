@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client, decode, rms, THREE_SENTENCES, VOICE};
+use common::{client, decode, json_of, rms, THREE_SENTENCES, VOICE};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
@@ -109,14 +109,7 @@ fn upload_form(wav: Vec<u8>, name: &str) -> Form {
 }
 
 async fn cloned_ids(server: &ServerProcess) -> Vec<String> {
-    let list: Value = client()
-        .get(server.url("/v1/voices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = json_of(client().get(server.url("/v1/voices"))).await;
     list["voices"]
         .as_array()
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{client, decode, rms, TestServer, THREE_SENTENCES, VOICE};
+use common::{client, decode, json_of, rms, TestServer, THREE_SENTENCES, VOICE};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 use tts_audio::{AudioFormat, Pcm};
@@ -135,14 +135,7 @@ async fn upload_ok(file: Vec<u8>, filename: &str, name: &str) -> Value {
 }
 
 async fn listed_voices() -> Vec<Value> {
-    let list: Value = client()
-        .get(server().url("/v1/voices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = json_of(client().get(server().url("/v1/voices"))).await;
     list["voices"].as_array().unwrap().clone()
 }
 
@@ -224,14 +217,7 @@ async fn upload_in_each_format_creates_a_listed_kokoro_voice_stored_on_disk() {
         assert_eq!(voice["digest"].as_str().unwrap().len(), 64);
         assert_stored(&id, ext);
 
-        let got: Value = client()
-            .get(server().url(&format!("/v1/voices/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got: Value = json_of(client().get(server().url(&format!("/v1/voices/{id}")))).await;
         assert_eq!(got["id"], id.as_str());
         assert_eq!(got["name"], format!("Joe {filename}"));
         ids.push(id);

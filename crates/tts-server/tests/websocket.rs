@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{decode, rms, shared, VOICE};
+use common::{client, decode, rms, shared, VOICE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -220,15 +220,7 @@ fn sentence_cache_states(events: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn repeated_sentences_come_from_the_cache_and_each_utterance_is_metered() {
     let server = keyed_server(10);
-    let synthesized = || {
-        server
-            .state
-            .speech
-            .engine()
-            .stats()
-            .sentences_synthesized
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let synthesized = || common::sentences_synthesized(&server);
     let mut socket = connect_to(&server, &format!("voice={VOICE}&format=wav")).await;
     let text = "Thanks for calling. How can I help you today?";
     let (first_events, first_audio) = utterance(&mut socket, text).await;
@@ -266,15 +258,12 @@ async fn repeated_sentences_come_from_the_cache_and_each_utterance_is_metered() 
     let (from, to) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
     let mut total = Value::Null;
     for _ in 0..50 {
-        total = common::client()
-            .get(server.url(&format!("/v1/usage?from={from}&to={to}")))
-            .bearer_auth(WS_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["total"]
+        total = common::json_of(
+            client()
+                .get(server.url(&format!("/v1/usage?from={from}&to={to}")))
+                .bearer_auth(WS_KEY),
+        )
+        .await["total"]
             .clone();
         if total["requests"] == 3 {
             break;

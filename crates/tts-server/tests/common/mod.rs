@@ -14,6 +14,28 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().build().expect("client")
 }
 
+/// Sends `request` and parses its body as JSON, whatever the status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+/// Sentences the server's engine has synthesized so far (cache hits add none).
+pub fn sentences_synthesized(server: &TestServer) -> u64 {
+    server
+        .state
+        .speech
+        .engine()
+        .stats()
+        .sentences_synthesized
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Decodes a response body of `format` to PCM; raw formats need their rate.
 pub fn decode(bytes: &[u8], format: &str, rate: u32) -> Pcm {
     match format {
