@@ -360,7 +360,7 @@ fn cached_summary(meta: &EntryMeta, ctx: &RequestContext) -> Summary {
 
 fn cached_file(audio: &CachedAudio, params: &SpeechParams, ctx: &RequestContext) -> AudioFile {
     AudioFile {
-        bytes: audio.bytes.to_vec(),
+        bytes: audio.bytes.clone(),
         format: params.format,
         sample_rate: audio.meta.sample_rate,
         summary: cached_summary(&audio.meta, ctx),

@@ -73,7 +73,8 @@ impl RequestContext {
 /// A whole encoded file.
 #[derive(Debug)]
 pub struct AudioFile {
-    pub bytes: Vec<u8>,
+    /// Shared with the cache entry it came from or went into: a hit copies nothing.
+    pub bytes: Bytes,
     pub format: AudioFormat,
     pub sample_rate: u32,
     pub summary: Summary,
@@ -279,7 +280,7 @@ impl SpeechService {
         m::time_to_first_audio(ctx.route, latency);
         let summary = finish_summary(ctx, params, count, audio_seconds, latency, sample_rate);
         Ok(AudioFile {
-            bytes,
+            bytes: bytes.into(),
             format,
             sample_rate,
             summary,
