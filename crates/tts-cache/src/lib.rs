@@ -26,7 +26,10 @@ pub use coalesce::{
 };
 pub use disk::{DiskStore, EvictionPolicy};
 pub use key::{CacheKey, KeyInput, CACHE_FORMAT_VERSION};
-pub use remote::{RedisConfig, RedisTier, RemoteLock};
+pub use remote::{
+    FlightPublisher, LockGuard, RedisConfig, RedisTier, RemoteEvent, RemoteFlight, RemoteLock,
+    StreamClaim,
+};
 pub use tiered::{CacheConfig, CacheStats, Tier, TierStats, TieredCache};
 
 #[derive(Debug, thiserror::Error)]

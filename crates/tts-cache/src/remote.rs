@@ -1,6 +1,9 @@
 //! Tier 3 (optional): a Redis shared by every replica. Entries are `<prefix>audio:<key>` (a JSON
 //! header with the metadata and checksum, then the bytes), each voice has a set of its keys for
 //! purging, and `<prefix>lock:<key>` is the short lock that elects one replica to synthesize.
+//! A replica streaming a synthesis publishes its chunks as they are encoded to the Redis stream
+//! `<prefix>flight:<key>`, so streaming followers on other replicas get them from the first
+//! byte ([`RedisTier::claim_stream`]).
 //!
 //! Redis is a helper, never a dependency: every call has a short timeout, a failure is counted
 //! (`tts_cache_redis_errors_total`) and logged at most every few seconds, and callers fall back to
@@ -11,9 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::key::sha256_hex;
 use crate::{CacheError, CacheKey, CachedAudio, EntryMeta};
@@ -24,6 +29,12 @@ const LOG_INTERVAL_MS: u64 = 10_000;
 const RECONNECT_INTERVAL_MS: u64 = 1_000;
 /// How often a waiting replica looks for the leader's result.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// How long a flight's published chunks stay readable after its last one.
+const FLIGHT_TTL_MS: u64 = 60_000;
+/// Field names of a flight's stream entries.
+const CHUNK: &str = "chunk";
+const DONE: &str = "done";
+const FAILED: &str = "failed";
 
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -183,6 +194,10 @@ impl RedisTier {
         format!("{}lock:{}", self.config.prefix, key)
     }
 
+    fn flight_key(&self, key: &CacheKey) -> String {
+        format!("{}flight:{}", self.config.prefix, key)
+    }
+
     fn voice_key(&self, voice: &str) -> String {
         format!("{}voice:{}", self.config.prefix, voice)
     }
@@ -337,7 +352,10 @@ impl RedisTier {
         loop {
             match self.try_lock(key).await {
                 Err(_) => return RemoteLock::Unavailable,
-                Ok(true) => return RemoteLock::Acquired(LockGuard::new(self.clone(), key.clone())),
+                Ok(true) => {
+                    let _ = self.reset_flight(key).await;
+                    return RemoteLock::Acquired(LockGuard::new(self.clone(), key.clone()));
+                }
                 Ok(false) => {}
             }
             loop {
@@ -357,6 +375,207 @@ impl RedisTier {
                 }
             }
             tracing::info!(key = %key, "synthesis lock expired without a result; taking over");
+        }
+    }
+}
+
+impl RedisTier {
+    /// Elects one replica to stream `key`: we take the lock and publish our chunks, or another
+    /// replica holds it and we read its chunks from the first one.
+    pub async fn claim_stream(self: &Arc<Self>, key: &CacheKey) -> StreamClaim {
+        match self.try_lock(key).await {
+            Err(_) => StreamClaim::Unavailable,
+            Ok(true) => {
+                if self.reset_flight(key).await.is_err() {
+                    return StreamClaim::Unavailable;
+                }
+                StreamClaim::Lead(
+                    LockGuard::new(self.clone(), key.clone()),
+                    FlightPublisher::new(self.clone(), key.clone()),
+                )
+            }
+            Ok(false) => StreamClaim::Follow(RemoteFlight {
+                tier: self.clone(),
+                key: key.clone(),
+                last_id: "0-0".into(),
+                pending: Default::default(),
+            }),
+        }
+    }
+
+    /// Forgets a previous flight of `key` (a failed one, or one whose entry was evicted since),
+    /// so that it is not replayed to the new leader's followers.
+    async fn reset_flight(&self, key: &CacheKey) -> Result<(), CacheError> {
+        let name = self.flight_key(key);
+        self.call(
+            "flight_reset",
+            |mut c| async move { c.del::<_, ()>(name).await },
+        )
+        .await
+    }
+
+    async fn publish(&self, key: &CacheKey, field: &'static str, value: Vec<u8>) -> bool {
+        let name = self.flight_key(key);
+        self.call("flight_publish", |mut c| async move {
+            redis::pipe()
+                .cmd("XADD")
+                .arg(&name)
+                .arg("*")
+                .arg(field)
+                .arg(value)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&name)
+                .arg(FLIGHT_TTL_MS)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Stream entries after `after`: `(id, [field, value])`.
+    async fn flight_entries(
+        &self,
+        key: &CacheKey,
+        after: &str,
+    ) -> Result<Vec<(String, Vec<Vec<u8>>)>, CacheError> {
+        let name = self.flight_key(key);
+        let start = format!("({after}");
+        self.call("flight_read", |mut c| async move {
+            redis::cmd("XRANGE")
+                .arg(name)
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(64)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+}
+
+/// The outcome of [`RedisTier::claim_stream`].
+pub enum StreamClaim {
+    /// We synthesize: publish every chunk, then the outcome; release the guard after.
+    Lead(LockGuard, FlightPublisher),
+    /// Another replica synthesizes: read its flight.
+    Follow(RemoteFlight),
+    /// Redis failed: synthesize locally, unpublished.
+    Unavailable,
+}
+
+/// Publishes one synthesis's chunks in order, from a task of its own, so the leader never
+/// waits for Redis. A failed publish stops publishing (followers then take over when the
+/// lock frees); the stream itself goes on.
+pub struct FlightPublisher {
+    records: mpsc::UnboundedSender<(&'static str, Vec<u8>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FlightPublisher {
+    fn new(tier: Arc<RedisTier>, key: CacheKey) -> Self {
+        let (records, mut rx) = mpsc::unbounded_channel::<(&'static str, Vec<u8>)>();
+        let task = tokio::spawn(async move {
+            while let Some((field, value)) = rx.recv().await {
+                if !tier.publish(&key, field, value).await {
+                    return;
+                }
+            }
+        });
+        Self { records, task }
+    }
+
+    pub fn chunk(&self, chunk: &[u8]) {
+        let _ = self.records.send((CHUNK, chunk.to_vec()));
+    }
+
+    /// Publishes the outcome and waits until everything is written (call before releasing the
+    /// lock, so a follower that sees the lock gone has seen the end too).
+    pub async fn finish(self, outcome: Result<&EntryMeta, String>) {
+        let record = match outcome {
+            Ok(meta) => serde_json::to_vec(meta).map(|json| (DONE, json)),
+            Err(message) => Ok((FAILED, message.into_bytes())),
+        };
+        if let Ok(record) = record {
+            let _ = self.records.send(record);
+        }
+        drop(self.records);
+        let _ = self.task.await;
+    }
+}
+
+/// What a follower on another replica reads.
+#[derive(Debug)]
+pub enum RemoteEvent {
+    Chunk(Bytes),
+    /// The flight ended well; its bytes are the chunks read.
+    Done(EntryMeta),
+    /// The leader failed, with its message.
+    Failed(String),
+    /// The leader published no chunks (a whole-file request) and stored the entry.
+    Stored(CachedAudio),
+    /// The leader's lock is gone without an outcome: it died.
+    Orphaned,
+}
+
+/// Another replica's synthesis of a key, read from its first chunk.
+pub struct RemoteFlight {
+    tier: Arc<RedisTier>,
+    key: CacheKey,
+    last_id: String,
+    pending: std::collections::VecDeque<RemoteEvent>,
+}
+
+impl RemoteFlight {
+    /// The next event, polling Redis until there is one. A Redis failure ends the flight for
+    /// this follower (the caller synthesizes itself or fails).
+    pub async fn next(&mut self) -> Result<RemoteEvent, CacheError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            let entries = self.tier.flight_entries(&self.key, &self.last_id).await?;
+            if entries.is_empty() {
+                if let Some(audio) = self.tier.get(&self.key).await? {
+                    return Ok(RemoteEvent::Stored(audio));
+                }
+                if !self.tier.lock_held(&self.key).await? {
+                    // The leader may have ended between the two reads: look once more.
+                    if self
+                        .tier
+                        .flight_entries(&self.key, &self.last_id)
+                        .await?
+                        .is_empty()
+                    {
+                        return Ok(RemoteEvent::Orphaned);
+                    }
+                    continue;
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
+            }
+            for (id, fields) in entries {
+                self.last_id = id;
+                let event = match fields.as_slice() {
+                    [field, value] if field == CHUNK.as_bytes() => {
+                        RemoteEvent::Chunk(Bytes::from(value.clone()))
+                    }
+                    [field, value] if field == DONE.as_bytes() => {
+                        match serde_json::from_slice::<EntryMeta>(value) {
+                            Ok(meta) => RemoteEvent::Done(meta),
+                            Err(err) => RemoteEvent::Failed(format!("unreadable outcome: {err}")),
+                        }
+                    }
+                    [field, value] if field == FAILED.as_bytes() => {
+                        RemoteEvent::Failed(String::from_utf8_lossy(value).into_owned())
+                    }
+                    _ => RemoteEvent::Failed("malformed flight entry".into()),
+                };
+                self.pending.push_back(event);
+            }
         }
     }
 }
@@ -457,35 +676,11 @@ fn decode(key: &CacheKey, value: &[u8]) -> Option<CachedAudio> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyInput;
 
     #[test]
     fn encoded_entry_round_trips_and_corruption_is_refused() {
-        let key = CacheKey::for_request(&KeyInput {
-            model_id: "m",
-            model_digest: "d",
-            voice_id: "v",
-            voice_digest: "",
-            text: "t",
-            speed: 1.0,
-            format: "wav",
-            sample_rate: None,
-            bitrate_kbps: None,
-            normalize_loudness: false,
-        });
-        let audio = CachedAudio::new(
-            vec![1u8, 2, 3, 4, 5],
-            EntryMeta {
-                format: "wav".into(),
-                content_type: "audio/wav".into(),
-                sample_rate: 16_000,
-                voice_id: "v".into(),
-                characters: 1,
-                sentences: 1,
-                audio_seconds: 0.1,
-                synth_seconds: 0.1,
-            },
-        );
+        let key = crate::fixtures::key("t");
+        let audio = crate::fixtures::entry("v", 5, 1);
         let mut value = encode(&audio).unwrap();
         let back = decode(&key, &value).unwrap();
         assert_eq!(back.bytes, audio.bytes);

@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use tts_cache::{CacheKey, CachedAudio, EntryMeta, KeyInput, RedisConfig, RedisTier, RemoteLock};
+use tts_cache::{
+    CacheKey, CachedAudio, EntryMeta, KeyInput, RedisConfig, RedisTier, RemoteEvent, RemoteLock,
+    StreamClaim,
+};
 use tts_testkit::RedisServer;
 
 fn key(text: &str) -> CacheKey {
@@ -130,4 +133,76 @@ async fn calls_fail_fast_when_redis_is_down() {
         started.elapsed()
     );
     assert!(tier.errors() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_follower_reads_the_leaders_chunks_in_order_then_its_outcome() {
+    let redis = RedisServer::start();
+    let leader = tier(&redis, Duration::from_secs(5));
+    let other_replica = tier(&redis, Duration::from_secs(5));
+    let StreamClaim::Lead(guard, publisher) = leader.claim_stream(&key("s")).await else {
+        panic!("the first claim must lead");
+    };
+    let StreamClaim::Follow(mut follower) = other_replica.claim_stream(&key("s")).await else {
+        panic!("a claim while the lock is held must follow");
+    };
+    publisher.chunk(b"first ");
+    let reader = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        loop {
+            match follower.next().await.expect("redis") {
+                RemoteEvent::Chunk(chunk) => bytes.extend_from_slice(&chunk),
+                RemoteEvent::Done(meta) => return (bytes, meta),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publisher.chunk(b"second");
+    let meta = audio("alice").meta;
+    publisher.finish(Ok(&meta)).await;
+    guard.release().await;
+    let (bytes, got) = reader.await.unwrap();
+    assert_eq!(bytes, b"first second");
+    assert_eq!(got, *meta);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_follower_learns_that_its_leader_died() {
+    let redis = RedisServer::start();
+    let other_replica = tier(&redis, Duration::from_millis(300));
+    // A replica that took the lock, published a chunk and died: nobody refreshes the lock.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("tts:lock:{}", key("d")))
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(300)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("tts:flight:{}", key("d")))
+        .arg("*")
+        .arg("chunk")
+        .arg(b"half a file".as_slice())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let StreamClaim::Follow(mut follower) = other_replica.claim_stream(&key("d")).await else {
+        panic!("a claim while the lock is held must follow");
+    };
+    let started = Instant::now();
+    let first = follower.next().await.expect("redis");
+    assert!(
+        matches!(&first, RemoteEvent::Chunk(c) if &c[..] == b"half a file"),
+        "{first:?}"
+    );
+    let event = tokio::time::timeout(Duration::from_secs(5), follower.next())
+        .await
+        .expect("the follower noticed once the lock expired")
+        .expect("redis");
+    assert!(matches!(event, RemoteEvent::Orphaned), "{event:?}");
+    assert!(started.elapsed() >= Duration::from_millis(150));
 }

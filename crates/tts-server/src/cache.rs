@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tts_audio::Pcm;
 use tts_cache::{
     CacheConfig, CacheError, CacheKey, CacheStats, CachedAudio, EntryMeta, FlightAborted,
-    FlightError, FlightEvent, FlightReader, FlightWriter, Joined, KeyInput, RedisConfig,
-    RemoteLock, Tier, TieredCache,
+    FlightError, FlightEvent, FlightPublisher, FlightReader, FlightWriter, Joined, KeyInput,
+    LockGuard, RedisConfig, RemoteEvent, RemoteFlight, RemoteLock, StreamClaim, Tier, TieredCache,
 };
 use tts_models::registry::ModelRegistry;
 
@@ -450,6 +450,29 @@ impl AppState {
                 Ok((stream, CacheStatus::Coalesced, key.to_string()))
             }
             Joined::Leader(writer, reader) => {
+                let claim = match self.cache.tiers().redis() {
+                    Some(redis) => redis.claim_stream(&key).await,
+                    None => StreamClaim::Unavailable,
+                };
+                let rate = output_rate(params);
+                let (publish, status) = match claim {
+                    StreamClaim::Follow(remote) => {
+                        tokio::spawn(follow_remote(
+                            self.clone(),
+                            params.clone(),
+                            ctx.clone(),
+                            key.clone(),
+                            writer,
+                            remote,
+                        ));
+                        let stream = follow(self.clone(), reader, params, ctx, true, rate);
+                        return Ok((stream, CacheStatus::Coalesced, key.to_string()));
+                    }
+                    StreamClaim::Lead(guard, publisher) => {
+                        (Some((guard, publisher)), CacheStatus::Miss)
+                    }
+                    StreamClaim::Unavailable => (None, CacheStatus::Miss),
+                };
                 let audio = self.speech.stream(params, ctx)?;
                 let rate = audio.sample_rate;
                 tokio::spawn(lead_stream(
@@ -458,11 +481,74 @@ impl AppState {
                     key.clone(),
                     writer,
                     audio,
+                    publish,
                 ));
                 let stream = follow(self.clone(), reader, params, ctx, false, rate);
-                Ok((stream, CacheStatus::Miss, key.to_string()))
+                Ok((stream, status, key.to_string()))
             }
         }
+    }
+}
+
+/// Relays another replica's streamed synthesis of `key` into this replica's flight. When that
+/// replica dies or fails before sending any audio, this one synthesizes instead; after audio was
+/// relayed, the stream can only fail.
+async fn follow_remote(
+    state: AppState,
+    params: SpeechParams,
+    ctx: RequestContext,
+    key: CacheKey,
+    writer: FlightWriter,
+    mut remote: RemoteFlight,
+) {
+    let deadline = tokio::time::Instant::from_std(ctx.started + state.speech.settings().timeout);
+    let mut relayed = false;
+    let reason = loop {
+        let event = tokio::select! {
+            event = tokio::time::timeout_at(deadline, remote.next()) => event,
+            () = writer.abandoned() => return,
+        };
+        match event {
+            Err(_) => {
+                writer.fail(Arc::new(ApiError::Timeout));
+                return;
+            }
+            Ok(Ok(RemoteEvent::Chunk(chunk))) => {
+                relayed = true;
+                writer.push(chunk);
+            }
+            Ok(Ok(RemoteEvent::Done(meta))) => {
+                let audio = CachedAudio::new(writer.collected(), meta);
+                state.cache.tiers().put_local(&key, &audio).await;
+                writer.finish(audio.meta);
+                return;
+            }
+            Ok(Ok(RemoteEvent::Stored(audio))) if !relayed => {
+                state.cache.tiers().put_local(&key, &audio).await;
+                writer.push(audio.bytes.clone());
+                writer.finish(audio.meta);
+                return;
+            }
+            Ok(Ok(RemoteEvent::Stored(_))) => {
+                break "the other replica stored a different take".to_string()
+            }
+            Ok(Ok(RemoteEvent::Failed(message))) => break message,
+            Ok(Ok(RemoteEvent::Orphaned)) => {
+                break "the replica synthesizing it went away".to_string()
+            }
+            Ok(Err(err)) => break err.to_string(),
+        }
+    };
+    if relayed {
+        writer.fail(FlightAborted::error(format!(
+            "shared stream ended: {reason}"
+        )));
+        return;
+    }
+    tracing::info!(key = %key, reason, "taking over a stream from another replica");
+    match state.speech.stream(&params, &ctx) {
+        Ok(audio) => lead_stream(state, params, key, writer, audio, None).await,
+        Err(err) => writer.fail(Arc::new(err)),
     }
 }
 
@@ -570,25 +656,31 @@ async fn lead_file(
 
 /// The leader's streamed synthesis: every chunk goes to the flight as it is encoded; the complete
 /// file is stored only when the stream ends successfully. Stops when every reader has left.
+/// With Redis, the leader also publishes every chunk and the outcome for followers on other
+/// replicas (`publish`), releasing its lock after the outcome.
 async fn lead_stream(
     state: AppState,
     params: SpeechParams,
     key: CacheKey,
     writer: FlightWriter,
     mut audio: AudioStream,
+    publish: Option<(LockGuard, FlightPublisher)>,
 ) {
     use futures_util::StreamExt;
     let sample_rate = audio.sample_rate;
-    loop {
+    let (guard, publisher) = publish.unzip();
+    let outcome = loop {
         let event = tokio::select! {
             event = audio.next() => event,
-            () = writer.abandoned() => {
-                writer.fail(FlightAborted::error("every client left"));
-                return;
-            }
+            () = writer.abandoned() => break Err(FlightAborted::error("every client left")),
         };
         match event {
-            Some(StreamEvent::Audio(bytes)) => writer.push(bytes),
+            Some(StreamEvent::Audio(bytes)) => {
+                if let Some(publisher) = &publisher {
+                    publisher.chunk(&bytes);
+                }
+                writer.push(bytes);
+            }
             Some(StreamEvent::Sentence(_)) => {}
             Some(StreamEvent::Done(summary)) => {
                 let entry = CachedAudio::new(
@@ -596,18 +688,25 @@ async fn lead_stream(
                     entry_meta(&params, &summary, sample_rate),
                 );
                 state.cache.tiers().put(&key, &entry).await;
-                writer.finish(entry.meta);
-                return;
+                break Ok(entry.meta);
             }
-            Some(StreamEvent::Failed(err)) => {
-                writer.fail(Arc::new(err));
-                return;
-            }
-            None => {
-                writer.fail(FlightAborted::error("stream ended without a result"));
-                return;
-            }
+            Some(StreamEvent::Failed(err)) => break Err(Arc::new(err) as FlightError),
+            None => break Err(FlightAborted::error("stream ended without a result")),
         }
+    };
+    if let Some(publisher) = publisher {
+        let published = match &outcome {
+            Ok(meta) => Ok(meta.as_ref()),
+            Err(err) => Err(err.to_string()),
+        };
+        publisher.finish(published).await;
+    }
+    if let Some(guard) = guard {
+        guard.release().await;
+    }
+    match outcome {
+        Ok(meta) => writer.finish(meta),
+        Err(err) => writer.fail(err),
     }
 }
 

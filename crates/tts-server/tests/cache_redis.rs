@@ -89,3 +89,75 @@ async fn concurrent_requests_on_two_replicas_make_one_model_call() {
     a.shutdown();
     b.shutdown();
 }
+
+/// A streamed request's body, read chunk by chunk: (X-Cache, bytes, when the first chunk came).
+async fn stream(server: &TestServer, text: &str) -> (String, Vec<u8>, Instant) {
+    use futures_util::StreamExt;
+    let response = client()
+        .post(server.url("/v1/tts/stream"))
+        .json(&json!({"text": text, "voice": VOICE, "format": "mp3"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let status = header(&response, "x-cache").to_string();
+    let mut body = response.bytes_stream();
+    let mut bytes = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.expect("chunk"));
+        first.get_or_insert_with(Instant::now);
+    }
+    (status, bytes, first.expect("no audio"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_streaming_follower_on_another_replica_gets_the_leaders_chunks_from_the_start() {
+    let redis = RedisServer::start();
+    let a = replica(&redis);
+    let b = replica(&redis);
+    let text = common::THREE_SENTENCES;
+    let leader = tokio::spawn({
+        let url = a.url("/v1/tts/stream");
+        async move {
+            use futures_util::StreamExt;
+            let response = client()
+                .post(url)
+                .json(&json!({"text": text, "voice": VOICE, "format": "mp3"}))
+                .send()
+                .await
+                .expect("request");
+            let status = response
+                .headers()
+                .get("x-cache")
+                .map(|v| v.to_str().unwrap().to_string());
+            let mut body = response.bytes_stream();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                bytes.extend_from_slice(&chunk.expect("chunk"));
+            }
+            (status, bytes, Instant::now())
+        }
+    });
+    // Joins while A is still synthesizing (its first sentence is out, the rest is not).
+    while sentences_synthesized(&a) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (status, follower_bytes, follower_first) = stream(&b, text).await;
+    let (leader_status, leader_bytes, leader_done) = leader.await.unwrap();
+    assert_eq!(leader_status.as_deref(), Some("miss"));
+    assert_eq!(status, "coalesced");
+    assert_eq!(
+        follower_bytes, leader_bytes,
+        "the follower got another file"
+    );
+    assert!(
+        follower_first < leader_done,
+        "the follower's first audio came only after the leader finished"
+    );
+    assert_eq!(sentences_synthesized(&b), 0, "the follower synthesized");
+    let pcm = common::decode(&follower_bytes, "mp3", 0);
+    assert!(common::rms(&pcm) > 0.01);
+    a.shutdown();
+    b.shutdown();
+}
