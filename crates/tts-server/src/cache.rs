@@ -120,6 +120,16 @@ impl AudioCache {
             .insert(voice.to_string(), digest.to_string());
     }
 
+    /// What decides one voice's audio besides the text: its weights and, for a voice added at
+    /// run time, its own digest.
+    pub fn voice_digest(&self, voice: &str) -> String {
+        let runtime = self.voice_digests.read().unwrap_or_else(|p| p.into_inner());
+        tts_cache::key::combine_digests([
+            self.weights.get(voice).map_or("", String::as_str),
+            runtime.get(voice).map_or("", String::as_str),
+        ])
+    }
+
     /// The content address of a request's audio.
     pub fn key(&self, params: &SpeechParams) -> CacheKey {
         self.key_as(params, params.format.as_str())

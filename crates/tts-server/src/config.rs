@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub sentence_pause_ms: f32,
     /// OpenAI voice names (`alloy`, …) → our voice ids; unmapped names use `default_voice`.
     pub openai_voices: BTreeMap<String, String>,
+    /// Named blends: voice id → a mix of one model's voices, e.g. `"jf_alpha(2)+jm_kumo(1)"`.
+    pub voice_blends: BTreeMap<String, String>,
     /// Device the models run on: `auto` (a GPU when compiled in and present), `cpu`, `cuda:N`, `metal`.
     pub device: tts_models::device::DeviceChoice,
     /// Kokoro's weight precision: `f32`, or `f16`/`bf16` on a GPU.
@@ -115,6 +117,7 @@ impl Default for ServerConfig {
             sentence_fade_ms: 5.0,
             sentence_pause_ms: 150.0,
             openai_voices: BTreeMap::new(),
+            voice_blends: BTreeMap::new(),
             device: tts_models::device::DeviceChoice::Auto,
             dtype: tts_models::device::ModelDtype::F32,
             auth: crate::auth::AuthMode::Auto,

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod blends;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -58,6 +59,8 @@ pub enum StartError {
     Accounts(#[from] tts_accounts::AccountsError),
     #[error("opening the audio cache: {0}")]
     Cache(#[from] tts_cache::CacheError),
+    #[error("voice blend {name:?} in the config: {message}")]
+    Blend { name: String, message: String },
 }
 
 /// Loads every model (once, off the async threads), warms them up and starts the workers.
@@ -86,6 +89,7 @@ pub async fn build_state(config: ServerConfig) -> Result<AppState, StartError> {
     let state = AppState::new(engine, config, metrics::install());
     let state = cache::with_cache(state).await?;
     let state = voice_library::open_voices(state).await?;
+    let state = blends::register(state)?;
     let mut state = auth::with_accounts(state)?;
     let batches = batch::BatchJobs::open(&state.config).map_err(|source| StartError::Storage {
         path: state.config.storage_dir.join("batches"),

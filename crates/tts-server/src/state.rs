@@ -39,6 +39,8 @@ pub struct AppState {
     pub cache: Arc<crate::cache::AudioCache>,
     /// Uploaded (cloned) voices; read from `<storage_dir>/voices` by `build_state`.
     pub voices: Arc<crate::voice_library::ClonedVoices>,
+    /// The config's named blends (registered by `build_state`).
+    pub blends: Arc<crate::blends::NamedBlends>,
 }
 
 /// The fields of a speech request as received, before validation. Field names differ per route
@@ -84,6 +86,7 @@ impl AppState {
             auth: Arc::new(crate::auth::Auth::off()),
             usage: Arc::new(crate::auth::UsageLedger::placeholder()),
             batches: Arc::new(crate::batch::BatchJobs::default()),
+            blends: Arc::new(crate::blends::NamedBlends::default()),
         }
     }
 

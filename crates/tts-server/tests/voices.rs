@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 use tts_audio::{AudioFormat, Pcm};
 use tts_server::ServerConfig;
 
+/// A named blend of the server's config.
+const NARRATOR: &str = "narrator";
+const NARRATOR_MIX: &str = "jf_alpha(2)+jm_kumo(1)";
+
 /// One server per binary with a small fitting budget, so uploads stay quick.
 fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
@@ -21,6 +25,7 @@ fn server() -> &'static TestServer {
             models_dir: common::models_dir(),
             voice_fit_secs: 1.0,
             voice_fit_iterations: 2,
+            voice_blends: [(NARRATOR.to_string(), NARRATOR_MIX.to_string())].into(),
             ..ServerConfig::default()
         })
     })
@@ -549,4 +554,73 @@ async fn deleted_voice_is_gone_everywhere_and_stock_voices_cannot_be_deleted() {
     }
     assert!(voices_dir().is_dir());
     assert!(Path::new(&server().state.config.storage_dir).is_dir());
+}
+
+async fn wav_of(voice: &str, text: &str) -> Vec<u8> {
+    let response = client()
+        .post(server().url("/v1/tts"))
+        .json(&json!({"text": text, "voice": voice, "format": "wav"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{voice}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_blend_is_listed_and_speaks_as_its_mix() {
+    let listed = listed_voices().await;
+    let narrator = listed
+        .iter()
+        .find(|v| v["id"] == NARRATOR)
+        .expect("the blend is listed");
+    assert_eq!(narrator["kind"], "blend");
+    assert_eq!(narrator["blend"], NARRATOR_MIX);
+    assert_eq!(narrator["model"], "kokoro");
+    assert_eq!(narrator["language"], "ja");
+    let kinds: std::collections::BTreeSet<&str> =
+        listed.iter().filter_map(|v| v["kind"].as_str()).collect();
+    assert!(
+        kinds.contains("stock") && kinds.contains("blend"),
+        "{kinds:?}"
+    );
+    let one: Value = json_of(client().get(server().url(&format!("/v1/voices/{NARRATOR}")))).await;
+    assert_eq!(one["kind"], "blend");
+
+    let text = "The narrator reads the opening line.";
+    let named = wav_of(NARRATOR, text).await;
+    let mixed = wav_of(NARRATOR_MIX, text).await;
+    assert_eq!(
+        named, mixed,
+        "the named blend must sound exactly like its mix"
+    );
+    assert_ne!(named, wav_of("jf_alpha", text).await);
+    assert!(rms(&decode(&named, "wav", 0)) > 0.01);
+    // A blend of the blend resolves too.
+    let nested = wav_of(&format!("{NARRATOR}(1)+jm_kumo(1)"), text).await;
+    assert!(rms(&decode(&nested, "wav", 0)) > 0.01);
+
+    let refused = delete(NARRATOR).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "configured_blend");
+}
+
+#[tokio::test]
+async fn a_blend_of_single_speaker_voices_stops_the_start_naming_it() {
+    let config = ServerConfig {
+        models_dir: common::piper_only_models_dir(),
+        storage_dir: common::fresh_storage_dir(),
+        voice_blends: [("duet".to_string(), format!("{VOICE}(1)+{VOICE}(2)"))].into(),
+        ..ServerConfig::default()
+    };
+    let storage = config.storage_dir.clone();
+    let err = tts_server::build_state(config)
+        .await
+        .err()
+        .expect("a Piper blend must be refused");
+    let message = err.to_string();
+    assert!(message.contains("\"duet\""), "{message}");
+    assert!(message.contains("only Kokoro voices"), "{message}");
+    let _ = std::fs::remove_dir_all(storage);
 }

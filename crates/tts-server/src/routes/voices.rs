@@ -36,6 +36,9 @@ pub struct VoiceEntry {
     /// Creation time (RFC 3339) of an uploaded voice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// The mix of a named blend, e.g. `jf_alpha(2)+jm_kumo(1)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blend: Option<String>,
 }
 
 /// The routes of this module, with the upload body limit taken from the config.
@@ -84,10 +87,12 @@ pub async fn list_voices(State(state): State<AppState>) -> Json<VoiceList> {
                 sample_rate,
                 name: None,
                 created: None,
+                blend: None,
             }
         })
         .collect();
     voices.extend(state.voices.list().iter().map(cloned_entry));
+    voices.extend(state.blends.list().map(blend_entry));
     let openai_aliases = crate::config::OPENAI_VOICES
         .iter()
         .map(|name| (name.to_string(), state.openai_voice(name)))
@@ -147,6 +152,21 @@ fn cloned_entry(meta: &VoiceMeta) -> VoiceEntry {
         sample_rate: tts_models::kokoro::SAMPLE_RATE,
         name: Some(meta.name.clone()),
         created: Some(meta.created.clone()),
+        blend: None,
+    }
+}
+
+fn blend_entry(blend: &crate::blends::NamedBlend) -> VoiceEntry {
+    VoiceEntry {
+        id: blend.id.clone(),
+        model: blend.model.clone(),
+        models: vec![blend.model.clone()],
+        language: blend.language.clone(),
+        kind: "blend".into(),
+        sample_rate: blend.sample_rate,
+        name: None,
+        created: None,
+        blend: Some(blend.blend.clone()),
     }
 }
 
@@ -462,9 +482,13 @@ pub async fn get_voice(State(state): State<AppState>, Path(id): Path<String>) ->
                 id: voice.id,
                 name: None,
                 created: None,
+                blend: None,
             })
             .into_response();
         }
+    }
+    if let Some(blend) = state.blends.get(&id) {
+        return Json(blend_entry(blend)).into_response();
     }
     error_response(
         StatusCode::NOT_FOUND,
@@ -498,6 +522,13 @@ pub async fn delete_voice(
             "stock_voice",
             "id",
             format!("{id:?} is a stock voice; only uploaded voices can be deleted"),
+        ));
+    }
+    if state.blends.get(&id).is_some() {
+        return Err(invalid(
+            "configured_blend",
+            "id",
+            format!("{id:?} is a blend from the server's config; remove it there"),
         ));
     }
     let meta = state
