@@ -906,6 +906,9 @@ impl PiperModel {
     }
 }
 
+/// A request's inference settings and the phoneme ids of its utterances.
+type PreparedRequest = (InferenceParams, Vec<Vec<i64>>);
+
 /// Cuts a phoneme sequence into pieces of at most `max` phonemes, preferring spaces.
 fn split_long(phonemes: &[char], max: usize) -> Vec<&[char]> {
     let mut pieces = Vec::new();
@@ -966,7 +969,8 @@ impl SpeechModel for PiperModel {
         if let [one] = requests {
             return vec![self.synthesize(one)];
         }
-        let prepared: Vec<Result<(InferenceParams, Vec<Vec<i64>>), ModelError>> = requests
+        // Each request's settings and utterances, or why it fails.
+        let prepared: Vec<Result<PreparedRequest, ModelError>> = requests
             .iter()
             .map(|r| Ok((self.request_params(r)?, self.utterances(&r.text)?)))
             .collect();
