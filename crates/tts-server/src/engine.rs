@@ -509,6 +509,16 @@ mod tests {
     use super::*;
     use tts_models::{SpeechModel, VoiceInfo, VoiceKind};
 
+    /// The single voice `v` of a test model.
+    fn one_voice(family: &str) -> Vec<VoiceInfo> {
+        vec![VoiceInfo {
+            id: "v".into(),
+            family: family.into(),
+            language: "en".into(),
+            kind: VoiceKind::Stock,
+        }]
+    }
+
     /// A model that takes a fixed time per sentence and records the order of what it spoke.
     struct SlowModel(Duration, Mutex<Vec<String>>);
 
@@ -520,12 +530,7 @@ mod tests {
             8_000
         }
         fn voices(&self) -> Vec<VoiceInfo> {
-            vec![VoiceInfo {
-                id: "v".into(),
-                family: "slow".into(),
-                language: "en".into(),
-                kind: VoiceKind::Stock,
-            }]
+            one_voice("slow")
         }
         fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {
             std::thread::sleep(self.0);
@@ -542,22 +547,22 @@ mod tests {
 
     fn server_and_model(capacity: usize, delay_ms: u64) -> (Arc<ModelServer>, Arc<SlowModel>) {
         let model = Arc::new(SlowModel(Duration::from_millis(delay_ms), Mutex::default()));
-        let loaded = LoadedModel {
-            id: "slow".into(),
-            model: model.clone(),
+        let config = EngineConfig {
+            workers: 1,
+            queue_capacity: capacity,
+            retry_after: Duration::from_secs(3),
+            ..EngineConfig::default()
         };
-        let registry = Arc::new(ModelRegistry::from_models(vec![loaded]));
-        let server = ModelServer::start(
-            registry,
-            EngineConfig {
-                workers: 1,
-                queue_capacity: capacity,
-                retry_after: Duration::from_secs(3),
-                ..EngineConfig::default()
-            },
-        )
-        .unwrap();
-        (server, model)
+        (start_with(model.clone(), "slow", config), model)
+    }
+
+    /// A model server over `model` alone.
+    fn start_with(model: Arc<dyn SpeechModel>, id: &str, config: EngineConfig) -> Arc<ModelServer> {
+        let loaded = LoadedModel {
+            id: id.into(),
+            model,
+        };
+        ModelServer::start(Arc::new(ModelRegistry::from_models(vec![loaded])), config).unwrap()
     }
 
     /// A model that batches: each call takes a fixed time whatever its size, records the texts it
@@ -582,12 +587,7 @@ mod tests {
             8_000
         }
         fn voices(&self) -> Vec<VoiceInfo> {
-            vec![VoiceInfo {
-                id: "v".into(),
-                family: "batching".into(),
-                language: "en".into(),
-                kind: VoiceKind::Stock,
-            }]
+            one_voice("batching")
         }
         fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {
             self.synthesize_batch(std::slice::from_ref(request))
@@ -618,17 +618,12 @@ mod tests {
             delay: Duration::from_millis(delay_ms),
             ..BatchingModel::default()
         });
-        let loaded = LoadedModel {
-            id: "batching".into(),
-            model: model.clone(),
-        };
-        let registry = Arc::new(ModelRegistry::from_models(vec![loaded]));
         let config = EngineConfig {
             max_batch_size,
             max_batch_wait,
             ..EngineConfig::default()
         };
-        (ModelServer::start(registry, config).unwrap(), model)
+        (start_with(model.clone(), "batching", config), model)
     }
 
     /// Every result of a job: the sample counts of its sentences, or the first error.
