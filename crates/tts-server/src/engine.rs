@@ -93,6 +93,7 @@ pub struct SentenceAudio {
     pub pcm: Pcm,
     /// Time the job waited for its first sentence to start (same for every sentence of a job).
     pub queue_wait: Duration,
+    /// Time of the model call that made this sentence (the whole batch's, when batched).
     pub synth_time: Duration,
 }
 
