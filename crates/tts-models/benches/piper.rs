@@ -1,4 +1,6 @@
-//! Piper (VITS) on CPU: the whole pipeline and each stage, on three sentence lengths.
+//! Piper (VITS) on CPU: the whole pipeline and each stage, on three sentence lengths; and eight
+//! sentences one after another vs in padded batches (`piper-batch`, the model server's dynamic
+//! batching).
 //! `tools/piper_reference_bench.py` times onnxruntime on the same sentences and scales.
 //! Run with `RAYON_NUM_THREADS=2 cargo bench -p tts-models --bench piper` to match its 2 threads.
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{rngs::StdRng, SeedableRng};
-use tts_models::vits::{InferenceParams, PiperModel};
+use tts_models::vits::{InferenceParams, PiperModel, Utterance};
 use tts_text::Espeak;
 
 /// Keep in sync with `tools/piper_reference_bench.py`.
@@ -98,5 +100,46 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Eight sentences of similar length, as concurrent requests give the batcher.
+const BATCH: [&str; 8] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "It was a bright cold day in April.",
+    "The clocks were striking thirteen.",
+    "The bus leaves at six every morning.",
+    "It is a short ride to the station.",
+    "Then it rests, happily, in the sun!",
+    "Is this voice running natively in Rust?",
+    "Piper voices are small and fast.",
+];
+
+fn bench_batch(c: &mut Criterion) {
+    let model = load();
+    let vits = model.vits();
+    let p = params();
+    let ids: Vec<Vec<i64>> = BATCH
+        .iter()
+        .map(|t| model.phoneme_ids(t).expect("ids").concat())
+        .collect();
+    let batch: Vec<Utterance> = ids
+        .iter()
+        .map(|ids| Utterance { ids, params: &p })
+        .collect();
+    let mut group = c.benchmark_group("piper-batch");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.warm_up_time(Duration::from_secs(2));
+    group.bench_function("8 sentences one by one", |b| {
+        b.iter(|| {
+            for u in &batch {
+                vits.infer(u.ids, u.params).expect("infer");
+            }
+        })
+    });
+    group.bench_function("8 sentences batched", |b| {
+        b.iter(|| vits.infer_grouped(&batch))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_batch);
 criterion_main!(benches);

@@ -53,6 +53,12 @@ pub struct ServeArgs {
     /// Requests waiting for a worker before 503 [default: 32].
     #[arg(long, env = "TTS_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Most sentences of concurrent requests synthesized in one batch; 1 turns batching off [default: 8].
+    #[arg(long, env = "TTS_MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
+    /// Milliseconds a worker waits for more sentences to fill a batch [default: 5].
+    #[arg(long, env = "TTS_MAX_BATCH_WAIT_MS")]
+    pub max_batch_wait_ms: Option<f64>,
     /// Per-request synthesis timeout in seconds [default: 120].
     #[arg(long, env = "TTS_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<f64>,
@@ -112,6 +118,12 @@ impl ServeArgs {
         }
         if let Some(capacity) = self.queue_capacity {
             config.queue_capacity = capacity;
+        }
+        if let Some(size) = self.max_batch_size {
+            config.max_batch_size = size;
+        }
+        if let Some(ms) = self.max_batch_wait_ms {
+            config.max_batch_wait_ms = ms;
         }
         if let Some(secs) = self.request_timeout_secs {
             config.request_timeout_secs = secs;
@@ -187,7 +199,11 @@ mod tests {
     #[test]
     fn flags_override_the_config_file() {
         let path = std::env::temp_dir().join(format!("tts-cli-{}.toml", std::process::id()));
-        std::fs::write(&path, "workers = 4\nqueue_capacity = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "workers = 4\nqueue_capacity = 7\nmax_batch_size = 4\nmax_batch_wait_ms = 2.5\n",
+        )
+        .unwrap();
         let cli = Cli::parse_from([
             "tts-server",
             "serve",
@@ -195,6 +211,8 @@ mod tests {
             path.to_str().unwrap(),
             "--workers",
             "2",
+            "--max-batch-size",
+            "1",
         ]);
         let Command::Serve(args) = cli.command else {
             panic!("expected serve");
@@ -204,6 +222,12 @@ mod tests {
         let config = config.unwrap();
         assert_eq!(config.workers, 2);
         assert_eq!(config.queue_capacity, 7);
+        assert_eq!(config.max_batch_size, 1);
+        assert_eq!(config.max_batch_wait_ms, 2.5);
+        assert_eq!(
+            config.engine().max_batch_wait,
+            std::time::Duration::from_micros(2500)
+        );
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
     }
 }

@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub queue_capacity: usize,
     /// Seconds a refused client is told to wait (`Retry-After`).
     pub retry_after_secs: u64,
+    /// Most sentences of concurrent requests synthesized in one padded batch (1: no batching).
+    pub max_batch_size: usize,
+    /// Milliseconds a worker waits for more sentences to fill a batch.
+    pub max_batch_wait_ms: f64,
     /// A request's synthesis is abandoned after this many seconds.
     pub request_timeout_secs: f64,
     /// Seconds given to in-flight requests on SIGTERM/SIGINT.
@@ -109,6 +113,8 @@ impl Default for ServerConfig {
             workers: 1,
             queue_capacity: 32,
             retry_after_secs: 1,
+            max_batch_size: 8,
+            max_batch_wait_ms: 5.0,
             request_timeout_secs: 120.0,
             shutdown_grace_secs: 30.0,
             max_text_chars: 5_000,
@@ -167,6 +173,8 @@ impl ServerConfig {
             workers: self.workers.max(1),
             queue_capacity: self.queue_capacity.max(1),
             retry_after: Duration::from_secs(self.retry_after_secs.max(1)),
+            max_batch_size: self.max_batch_size.max(1),
+            max_batch_wait: Duration::from_secs_f64(self.max_batch_wait_ms.max(0.0) / 1000.0),
         }
     }
 

@@ -8,9 +8,16 @@
 //! text cannot starve the others. Within a job, sentences run in order. The bound applies to jobs
 //! not started yet; a full queue refuses new jobs at once.
 //!
+//! Dynamic batching: for a model whose [`SpeechModel::batches`] is true, a worker takes the next
+//! sentence of up to `max_batch_size` jobs on that model (the front job and the next ones of the
+//! same model in rotation order), waiting at most `max_batch_wait` for more to arrive when fewer are
+//! ready, and synthesizes them in one [`SpeechModel::synthesize_batch`] call. Each job still gets
+//! one sentence per turn, so the round robin and the order within a job are kept. A job counts as
+//! queued (against `queue_capacity`) until its first sentence starts, batch forming included.
+//!
 //! A job is abandoned (its remaining sentences counted as cancelled) when its token is cancelled, its
-//! receiver is dropped (the client went away) or its deadline passes; this is checked before every
-//! sentence.
+//! receiver is dropped (the client went away) or its deadline passes; this is checked for each job
+//! before every sentence, in a batch too. A panic inside a model fails the requests of that call only.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -23,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tts_audio::Pcm;
 use tts_models::registry::{LoadedModel, ModelRegistry};
-use tts_models::{ModelError, SynthesisRequest};
+use tts_models::{ModelError, SpeechModel, SynthesisRequest};
 
 use crate::metrics as m;
 
@@ -51,6 +58,10 @@ pub struct EngineConfig {
     pub queue_capacity: usize,
     /// What a refused client is told to wait.
     pub retry_after: Duration,
+    /// Most sentences (of different jobs) one model call synthesizes together; 1 turns batching off.
+    pub max_batch_size: usize,
+    /// How long a worker holding fewer than `max_batch_size` sentences waits for more.
+    pub max_batch_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +70,8 @@ impl Default for EngineConfig {
             workers: 1,
             queue_capacity: 32,
             retry_after: Duration::from_secs(1),
+            max_batch_size: 8,
+            max_batch_wait: Duration::from_millis(5),
         }
     }
 }
@@ -80,10 +93,18 @@ pub struct SentenceAudio {
     pub pcm: Pcm,
     /// Time the job waited for its first sentence to start (same for every sentence of a job).
     pub queue_wait: Duration,
+    /// Time of the model call that made this sentence (the whole batch's, when batched).
     pub synth_time: Duration,
 }
 
 pub type SentenceResult = Result<SentenceAudio, EngineError>;
+
+/// How a worker forms batches (from [`EngineConfig`]).
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    max_size: usize,
+    max_wait: Duration,
+}
 
 /// A job in the rotation, with its progress.
 struct ActiveJob {
@@ -103,6 +124,9 @@ pub struct EngineStats {
     pub jobs_rejected: AtomicU64,
     /// When the most recent sentence finished synthesizing (lets tests order events in time).
     pub last_sentence_done: Mutex<Option<Instant>>,
+    /// Model calls made, and the most sentences one of them synthesized.
+    pub batches_run: AtomicU64,
+    pub largest_batch: AtomicU64,
 }
 
 /// The rotation of active jobs, shared by the workers.
@@ -114,35 +138,93 @@ struct Rotation {
 
 struct Scheduler {
     rotation: Mutex<Rotation>,
+    /// Idle workers wait here; one is woken per job that becomes ready.
     available: Condvar,
+    /// Workers forming a batch wait here; all are woken by every job that becomes ready.
+    arrived: Condvar,
+}
+
+impl Rotation {
+    /// Moves jobs on `model` from the rotation into `batch`, in rotation order, until it holds `max`.
+    fn take_same_model(
+        &mut self,
+        model: &Arc<dyn SpeechModel>,
+        batch: &mut Vec<ActiveJob>,
+        max: usize,
+    ) {
+        let mut i = 0;
+        while batch.len() < max && i < self.jobs.len() {
+            if Arc::ptr_eq(&self.jobs[i].job.model.model, model) {
+                if let Some(active) = self.jobs.remove(i) {
+                    batch.push(active);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
 }
 
 impl Scheduler {
-    /// Blocks until a job has a sentence to run; `None` once stopped and drained.
-    fn take(&self) -> Option<ActiveJob> {
+    /// Blocks until a job has a sentence to run, then gathers up to `limits.max_size` jobs on the
+    /// same model when it batches (waiting at most `limits.max_wait` for more); `None` once stopped
+    /// and drained.
+    fn take(&self, limits: BatchLimits) -> Option<Vec<ActiveJob>> {
         let mut rotation = self.rotation.lock().ok()?;
-        loop {
-            if let Some(mut active) = rotation.jobs.pop_front() {
-                if active.next == 0 {
-                    rotation.not_started -= 1;
-                    m::set_queue_depth(rotation.not_started);
-                    active.queue_wait = active.enqueued.elapsed();
-                    m::queue_wait(active.queue_wait);
-                }
-                return Some(active);
+        let first = loop {
+            if let Some(active) = rotation.jobs.pop_front() {
+                break active;
             }
             if !rotation.accepting {
                 return None;
             }
             rotation = self.available.wait(rotation).ok()?;
+        };
+        let model = first.job.model.model.clone();
+        let max = if model.batches() {
+            limits.max_size.max(1)
+        } else {
+            1
+        };
+        let mut batch = vec![first];
+        let until = Instant::now() + limits.max_wait;
+        loop {
+            rotation.take_same_model(&model, &mut batch, max);
+            let now = Instant::now();
+            if batch.len() >= max || !rotation.accepting || now >= until {
+                break;
+            }
+            rotation = self.arrived.wait_timeout(rotation, until - now).ok()?.0;
+        }
+        if !rotation.jobs.is_empty() {
+            // Jobs of other models may have arrived while this worker waited: pass the wake-up on.
+            self.available.notify_one();
+        }
+        for active in batch.iter_mut().filter(|a| a.next == 0) {
+            rotation.not_started -= 1;
+            active.queue_wait = active.enqueued.elapsed();
+            m::queue_wait(active.queue_wait);
+        }
+        m::set_queue_depth(rotation.not_started);
+        Some(batch)
+    }
+
+    /// Adds jobs at the back of the rotation (new ones, or ones with sentences left).
+    fn push_back(&self, rotation: &mut Rotation, jobs: impl IntoIterator<Item = ActiveJob>) {
+        let before = rotation.jobs.len();
+        rotation.jobs.extend(jobs);
+        for _ in before..rotation.jobs.len() {
+            self.available.notify_one();
+        }
+        if rotation.jobs.len() > before {
+            self.arrived.notify_all();
         }
     }
 
-    /// Puts a job with sentences left at the back of the rotation.
-    fn put_back(&self, active: ActiveJob) {
+    /// Puts jobs with sentences left at the back of the rotation, in their order.
+    fn put_back(&self, jobs: Vec<ActiveJob>) {
         if let Ok(mut rotation) = self.rotation.lock() {
-            rotation.jobs.push_back(active);
-            self.available.notify_one();
+            self.push_back(&mut rotation, jobs);
         }
     }
 }
@@ -169,15 +251,20 @@ impl ModelServer {
                 accepting: true,
             }),
             available: Condvar::new(),
+            arrived: Condvar::new(),
         });
         let stats = Arc::new(EngineStats::default());
+        let limits = BatchLimits {
+            max_size: config.max_batch_size.max(1),
+            max_wait: config.max_batch_wait,
+        };
         let mut handles = Vec::new();
         for worker in 0..config.workers.max(1) {
             let scheduler = scheduler.clone();
             let stats = stats.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("tts-worker-{worker}"))
-                .spawn(move || worker_loop(&scheduler, &stats))
+                .spawn(move || worker_loop(&scheduler, &stats, limits))
                 .map_err(|err| EngineError::Model(ModelError::Io(err)))?;
             handles.push(handle);
         }
@@ -230,16 +317,16 @@ impl ModelServer {
                 retry_after: self.config.retry_after,
             });
         }
-        rotation.jobs.push_back(ActiveJob {
+        let active = ActiveJob {
             job,
             enqueued: Instant::now(),
             reply,
             next: 0,
             queue_wait: Duration::ZERO,
-        });
+        };
+        self.scheduler.push_back(&mut rotation, [active]);
         rotation.not_started += 1;
         m::set_queue_depth(rotation.not_started);
-        self.scheduler.available.notify_one();
         Ok(receiver)
     }
 
@@ -249,6 +336,7 @@ impl ModelServer {
             rotation.accepting = false;
         }
         self.scheduler.available.notify_all();
+        self.scheduler.arrived.notify_all();
         let handles = self
             .workers
             .lock()
@@ -299,11 +387,10 @@ fn warm_up_text(language: &str) -> &'static str {
     }
 }
 
-fn worker_loop(scheduler: &Scheduler, stats: &EngineStats) {
-    while let Some(mut active) = scheduler.take() {
-        if !run_one_sentence(&mut active, stats) {
-            scheduler.put_back(active);
-        }
+fn worker_loop(scheduler: &Scheduler, stats: &EngineStats, limits: BatchLimits) {
+    while let Some(batch) = scheduler.take(limits) {
+        let unfinished = run_batch(batch, stats);
+        scheduler.put_back(unfinished);
     }
 }
 
@@ -316,64 +403,122 @@ fn count_cancelled(stats: &EngineStats, remaining: usize) {
     }
 }
 
-/// Synthesizes the job's next sentence; true when the job is finished (or abandoned).
-fn run_one_sentence(active: &mut ActiveJob, stats: &EngineStats) -> bool {
-    let total = active.job.sentences.len();
-    let index = active.next;
-    if index >= total {
-        return true;
+impl ActiveJob {
+    /// Ends the job early when it is cancelled, its client is gone or its deadline has passed;
+    /// true when it was abandoned.
+    fn abandon_if_done(&self, stats: &EngineStats) -> bool {
+        let remaining = self.job.sentences.len().saturating_sub(self.next);
+        if remaining == 0 {
+            return true;
+        }
+        let reason = if self.job.cancel.is_cancelled() || self.reply.is_closed() {
+            EngineError::Cancelled
+        } else if Instant::now() >= self.job.deadline {
+            EngineError::TimedOut
+        } else {
+            return false;
+        };
+        count_cancelled(stats, remaining);
+        tracing::debug!(remaining, reason = %reason, "job abandoned");
+        let _ = self.reply.send(Err(reason));
+        true
     }
-    let abandoned = if active.job.cancel.is_cancelled() || active.reply.is_closed() {
-        Some(EngineError::Cancelled)
-    } else if Instant::now() >= active.job.deadline {
-        Some(EngineError::TimedOut)
-    } else {
-        None
-    };
-    if let Some(reason) = abandoned {
-        count_cancelled(stats, total - index);
-        tracing::debug!(remaining = total - index, reason = %reason, "job abandoned");
-        let _ = active.reply.send(Err(reason));
-        return true;
-    }
-    let request = SynthesisRequest {
-        text: active.job.sentences[index].clone(),
-        voice: active.job.voice.clone(),
-        speed: active.job.speed,
-        seed: None,
-    };
-    let started = Instant::now();
-    // A panic inside a model must fail one request, not kill the worker thread.
-    let model = &active.job.model.model;
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| model.synthesize(&request)))
-        .map_err(|_| EngineError::Panicked)
-        .and_then(|r| r.map_err(EngineError::from));
-    let synth_time = started.elapsed();
-    let failed = result.is_err();
-    if !failed {
-        stats.sentences_synthesized.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut done) = stats.last_sentence_done.lock() {
-            *done = Some(Instant::now());
+
+    fn next_request(&self) -> SynthesisRequest {
+        SynthesisRequest {
+            text: self.job.sentences[self.next].clone(),
+            voice: self.job.voice.clone(),
+            speed: self.job.speed,
+            seed: None,
         }
     }
-    let sent = active.reply.send(result.map(|pcm| SentenceAudio {
-        index,
-        pcm,
-        queue_wait: active.queue_wait,
-        synth_time,
-    }));
-    if sent.is_err() {
-        count_cancelled(stats, total - index - 1);
-        return true;
+
+    /// Sends one sentence's result; true when the job is finished (or its client is gone).
+    fn deliver(
+        &mut self,
+        result: Result<Pcm, EngineError>,
+        synth_time: Duration,
+        stats: &EngineStats,
+    ) -> bool {
+        let (index, total) = (self.next, self.job.sentences.len());
+        let failed = result.is_err();
+        if !failed {
+            stats.sentences_synthesized.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut done) = stats.last_sentence_done.lock() {
+                *done = Some(Instant::now());
+            }
+        }
+        let sent = self.reply.send(result.map(|pcm| SentenceAudio {
+            index,
+            pcm,
+            queue_wait: self.queue_wait,
+            synth_time,
+        }));
+        if sent.is_err() {
+            count_cancelled(stats, total - index - 1);
+            return true;
+        }
+        self.next += 1;
+        failed || self.next >= total
     }
-    active.next += 1;
-    failed || active.next >= total
+}
+
+/// Synthesizes the next sentence of every job in `batch` (all on one model) in one model call, and
+/// returns the jobs that have sentences left, in order.
+fn run_batch(batch: Vec<ActiveJob>, stats: &EngineStats) -> Vec<ActiveJob> {
+    let live: Vec<ActiveJob> = batch
+        .into_iter()
+        .filter(|active| !active.abandon_if_done(stats))
+        .collect();
+    let Some(first) = live.first() else {
+        return live;
+    };
+    let model = first.job.model.clone();
+    let requests: Vec<SynthesisRequest> = live.iter().map(ActiveJob::next_request).collect();
+    let started = Instant::now();
+    // A panic inside a model must fail this call's requests, not kill the worker thread.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match requests.as_slice() {
+        [one] => vec![model.model.synthesize(one)],
+        many => model.model.synthesize_batch(many),
+    }));
+    let synth_time = started.elapsed();
+    stats.batches_run.fetch_add(1, Ordering::Relaxed);
+    stats
+        .largest_batch
+        .fetch_max(requests.len() as u64, Ordering::Relaxed);
+    m::batch_size(&model.id, requests.len());
+    let mut results: Vec<Result<Pcm, EngineError>> = match outcome {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map_err(EngineError::from))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    // After a panic (or a model breaking the one-result-per-request contract) the rest fail.
+    results.resize_with(live.len(), || Err(EngineError::Panicked));
+    live.into_iter()
+        .zip(results)
+        .filter_map(|(mut active, result)| {
+            let finished = active.deliver(result, synth_time, stats);
+            (!finished).then_some(active)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tts_models::{SpeechModel, VoiceInfo, VoiceKind};
+
+    /// The single voice `v` of a test model.
+    fn one_voice(family: &str) -> Vec<VoiceInfo> {
+        vec![VoiceInfo {
+            id: "v".into(),
+            family: family.into(),
+            language: "en".into(),
+            kind: VoiceKind::Stock,
+        }]
+    }
 
     /// A model that takes a fixed time per sentence and records the order of what it spoke.
     struct SlowModel(Duration, Mutex<Vec<String>>);
@@ -386,12 +531,7 @@ mod tests {
             8_000
         }
         fn voices(&self) -> Vec<VoiceInfo> {
-            vec![VoiceInfo {
-                id: "v".into(),
-                family: "slow".into(),
-                language: "en".into(),
-                kind: VoiceKind::Stock,
-            }]
+            one_voice("slow")
         }
         fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {
             std::thread::sleep(self.0);
@@ -408,21 +548,94 @@ mod tests {
 
     fn server_and_model(capacity: usize, delay_ms: u64) -> (Arc<ModelServer>, Arc<SlowModel>) {
         let model = Arc::new(SlowModel(Duration::from_millis(delay_ms), Mutex::default()));
-        let loaded = LoadedModel {
-            id: "slow".into(),
-            model: model.clone(),
+        let config = EngineConfig {
+            workers: 1,
+            queue_capacity: capacity,
+            retry_after: Duration::from_secs(3),
+            ..EngineConfig::default()
         };
-        let registry = Arc::new(ModelRegistry::from_models(vec![loaded]));
-        let server = ModelServer::start(
-            registry,
-            EngineConfig {
-                workers: 1,
-                queue_capacity: capacity,
-                retry_after: Duration::from_secs(3),
-            },
-        )
-        .unwrap();
-        (server, model)
+        (start_with(model.clone(), "slow", config), model)
+    }
+
+    /// A model server over `model` alone.
+    fn start_with(model: Arc<dyn SpeechModel>, id: &str, config: EngineConfig) -> Arc<ModelServer> {
+        let loaded = LoadedModel {
+            id: id.into(),
+            model,
+        };
+        ModelServer::start(Arc::new(ModelRegistry::from_models(vec![loaded])), config).unwrap()
+    }
+
+    /// A model that batches: each call takes a fixed time whatever its size, records the texts it
+    /// got together, and panics on the text "boom".
+    #[derive(Default)]
+    struct BatchingModel {
+        delay: Duration,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl BatchingModel {
+        fn calls(&self) -> Vec<Vec<String>> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl SpeechModel for BatchingModel {
+        fn family(&self) -> &str {
+            "batching"
+        }
+        fn sample_rate(&self) -> u32 {
+            8_000
+        }
+        fn voices(&self) -> Vec<VoiceInfo> {
+            one_voice("batching")
+        }
+        fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {
+            self.synthesize_batch(std::slice::from_ref(request))
+                .pop()
+                .expect("one result per request")
+        }
+        fn synthesize_batch(&self, requests: &[SynthesisRequest]) -> Vec<Result<Pcm, ModelError>> {
+            std::thread::sleep(self.delay);
+            let texts: Vec<String> = requests.iter().map(|r| r.text.clone()).collect();
+            self.calls.lock().unwrap().push(texts.clone());
+            assert!(!texts.iter().any(|t| t == "boom"), "model failure");
+            texts
+                .iter()
+                .map(|t| Ok(Pcm::new(vec![0.1; t.len() * 10], 8_000)))
+                .collect()
+        }
+        fn batches(&self) -> bool {
+            true
+        }
+    }
+
+    fn batching_server(
+        max_batch_size: usize,
+        max_batch_wait: Duration,
+        delay_ms: u64,
+    ) -> (Arc<ModelServer>, Arc<BatchingModel>) {
+        let model = Arc::new(BatchingModel {
+            delay: Duration::from_millis(delay_ms),
+            ..BatchingModel::default()
+        });
+        let config = EngineConfig {
+            max_batch_size,
+            max_batch_wait,
+            ..EngineConfig::default()
+        };
+        (start_with(model.clone(), "batching", config), model)
+    }
+
+    /// Every result of a job: the sample counts of its sentences, or the first error.
+    async fn collect(
+        mut rx: mpsc::UnboundedReceiver<SentenceResult>,
+    ) -> Result<Vec<usize>, EngineError> {
+        let mut lengths = Vec::new();
+        while let Some(result) = rx.recv().await {
+            lengths.push(result?.pcm.samples.len());
+        }
+        Ok(lengths)
     }
 
     fn job(server: &ModelServer, sentences: &[&str], cancel: CancellationToken) -> SpeechJob {
@@ -518,5 +731,164 @@ mod tests {
         drop(rx);
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(server.stats().sentences_cancelled.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_jobs_share_one_model_call_and_get_their_own_audio() {
+        let (server, model) = batching_server(8, Duration::from_millis(300), 20);
+        let texts = ["a", "bb", "ccc", "dddd"];
+        let receivers: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                server
+                    .submit(job(&server, &[*t], CancellationToken::new()))
+                    .unwrap()
+            })
+            .collect();
+        for (rx, text) in receivers.into_iter().zip(texts) {
+            assert_eq!(collect(rx).await.unwrap(), vec![text.len() * 10]);
+        }
+        assert_eq!(model.calls(), vec![vec!["a", "bb", "ccc", "dddd"]]);
+        assert_eq!(server.stats().largest_batch.load(Ordering::Relaxed), 4);
+        assert_eq!(server.stats().batches_run.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn batches_hold_at_most_max_batch_size_sentences() {
+        let (server, model) = batching_server(3, Duration::from_millis(300), 5);
+        let receivers: Vec<_> = (0..7)
+            .map(|i| {
+                let text = format!("s{i}");
+                server
+                    .submit(job(&server, &[text.as_str()], CancellationToken::new()))
+                    .unwrap()
+            })
+            .collect();
+        for rx in receivers {
+            assert_eq!(collect(rx).await.unwrap().len(), 1);
+        }
+        let sizes: Vec<usize> = model.calls().iter().map(Vec::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 7);
+        assert!(sizes.iter().all(|&n| n <= 3), "batch sizes {sizes:?}");
+        assert_eq!(sizes[0], 3, "batch sizes {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_worker_waits_up_to_max_batch_wait_for_more_sentences() {
+        let wait = Duration::from_millis(150);
+        let (server, model) = batching_server(4, wait, 1);
+        // A job that arrives within the wait joins the first one's batch.
+        let first = server
+            .submit(job(&server, &["a"], CancellationToken::new()))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let second = server
+            .submit(job(&server, &["b"], CancellationToken::new()))
+            .unwrap();
+        collect(first).await.unwrap();
+        collect(second).await.unwrap();
+        assert_eq!(model.calls(), vec![vec!["a", "b"]]);
+        // A lone job is held for the wait, then synthesized alone.
+        let submitted = Instant::now();
+        let alone = server
+            .submit(job(&server, &["c"], CancellationToken::new()))
+            .unwrap();
+        collect(alone).await.unwrap();
+        assert!(submitted.elapsed() >= wait, "the lone job was not held");
+        assert_eq!(model.calls()[1], vec!["c"]);
+    }
+
+    #[tokio::test]
+    async fn batch_size_one_turns_batching_off() {
+        let (server, model) = batching_server(1, Duration::from_millis(300), 5);
+        let receivers: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|t| {
+                server
+                    .submit(job(&server, &[*t], CancellationToken::new()))
+                    .unwrap()
+            })
+            .collect();
+        for rx in receivers {
+            collect(rx).await.unwrap();
+        }
+        assert_eq!(model.calls(), vec![vec!["a"], vec!["b"], vec!["c"]]);
+    }
+
+    #[tokio::test]
+    async fn batched_jobs_keep_their_turns_and_sentence_order() {
+        let (server, model) = batching_server(2, Duration::from_millis(300), 5);
+        let jobs = [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]];
+        let receivers: Vec<_> = jobs
+            .iter()
+            .map(|s| {
+                server
+                    .submit(job(&server, s, CancellationToken::new()))
+                    .unwrap()
+            })
+            .collect();
+        for rx in receivers {
+            assert_eq!(collect(rx).await.unwrap(), vec![20, 20]);
+        }
+        // Round robin over jobs, one sentence of each per batch.
+        assert_eq!(
+            model.calls(),
+            vec![vec!["a1", "b1"], vec!["c1", "a2"], vec!["b2", "c2"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_cancelled_inside_a_batch_stops_while_the_others_finish() {
+        let (server, model) = batching_server(4, Duration::from_millis(20), 40);
+        let cancel = CancellationToken::new();
+        let mut cancelled = server
+            .submit(job(
+                &server,
+                &["a1", "a2", "a3", "a4", "a5"],
+                cancel.clone(),
+            ))
+            .unwrap();
+        let other = server
+            .submit(job(
+                &server,
+                &["b1", "b2", "b3", "b4", "b5"],
+                CancellationToken::new(),
+            ))
+            .unwrap();
+        assert!(cancelled.recv().await.unwrap().is_ok());
+        cancel.cancel();
+        let mut saw_cancel = false;
+        while let Some(result) = cancelled.recv().await {
+            saw_cancel |= matches!(result, Err(EngineError::Cancelled));
+        }
+        assert!(saw_cancel);
+        assert_eq!(collect(other).await.unwrap(), vec![20; 5]);
+        let calls = model.calls();
+        assert_eq!(calls[0], vec!["a1", "b1"]);
+        let spoken_a = calls.concat().iter().filter(|t| t.starts_with('a')).count();
+        assert!(
+            spoken_a < 5,
+            "all of the cancelled job was spoken: {calls:?}"
+        );
+        assert!(server.stats().sentences_cancelled.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_own_jobs_only() {
+        let (server, model) = batching_server(4, Duration::from_millis(200), 5);
+        let good = server
+            .submit(job(&server, &["fine"], CancellationToken::new()))
+            .unwrap();
+        let bad = server
+            .submit(job(&server, &["boom"], CancellationToken::new()))
+            .unwrap();
+        assert!(matches!(collect(good).await, Err(EngineError::Panicked)));
+        assert!(matches!(collect(bad).await, Err(EngineError::Panicked)));
+        // The worker survived: the next job is served.
+        let later = server
+            .submit(job(&server, &["later"], CancellationToken::new()))
+            .unwrap();
+        assert_eq!(collect(later).await.unwrap(), vec![50]);
+        assert_eq!(model.calls(), vec![vec!["fine", "boom"], vec!["later"]]);
     }
 }

@@ -19,6 +19,7 @@ const SECONDS_BUCKETS: &[f64] = &[
 const RTF_BUCKETS: &[f64] = &[
     0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0,
 ];
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0];
 
 /// Installs the recorder on first call; later calls return the same handle.
 pub fn install() -> PrometheusHandle {
@@ -28,6 +29,12 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full("tts_rtf".into()), RTF_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("tts_batch_size".into()),
+                        BATCH_SIZE_BUCKETS,
+                    )
                 });
             match builder.and_then(|b| b.install_recorder()) {
                 Ok(handle) => handle,
@@ -60,6 +67,11 @@ pub fn set_queue_depth(depth: usize) {
 
 pub fn queue_wait(wait: Duration) {
     histogram!("tts_queue_wait_seconds").record(wait.as_secs_f64());
+}
+
+/// Sentences synthesized by one model call (1 when not batched).
+pub fn batch_size(model: &str, size: usize) {
+    histogram!("tts_batch_size", "model" => model.to_string()).record(size as f64);
 }
 
 pub fn job_rejected() {

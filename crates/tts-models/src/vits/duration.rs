@@ -3,11 +3,13 @@
 //!
 //! Reference: `jaywalnut310/vits` `models.StochasticDurationPredictor`, `models.DurationPredictor`,
 //! `modules.DDSConv`, `modules.ConvFlow`, `transforms.piecewise_rational_quadratic_transform`.
+//! A padded batch passes a `[B, 1, N]` mask, and padding is zeroed before every conv wider
+//! than one tap (everything else works per phoneme), so each item equals its unpadded run.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv1d, VarBuilder};
 
-use super::layers::{conv1d, conv1x1, ChannelNorm, DepthwiseConv1d};
+use super::layers::{apply_mask, conv1d, conv1x1, ChannelNorm, DepthwiseConv1d};
 use super::{DurationPredictorKind, VitsConfig};
 
 const MIN_BIN_WIDTH: f32 = 1e-3;
@@ -51,13 +53,13 @@ impl DdsConv {
         Ok(s)
     }
 
-    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>, mask: Option<&Tensor>) -> Result<Tensor> {
         let mut x = match g {
             Some(g) => x.broadcast_add(g)?,
             None => x.clone(),
         };
         for i in 0..self.sep.len() {
-            let y = self.sep[i].forward(&x)?;
+            let y = self.sep[i].forward(&apply_mask(&x, mask)?)?;
             let y = self.norms_1[i].forward(&y)?.gelu_erf()?;
             let y = self.pointwise[i].forward(&y)?;
             let y = self.norms_2[i].forward(&y)?.gelu_erf()?;
@@ -88,30 +90,32 @@ impl ConvFlow {
         })
     }
 
-    /// Inverse pass; `cond` are the predictor's features `[1, F, N]`.
-    fn reverse(&self, z: &Tensor, cond: &Tensor) -> Result<Tensor> {
+    /// Inverse pass; `cond` are the predictor's features `[B, F, N]`.
+    fn reverse(&self, z: &Tensor, cond: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let z0 = z.narrow(1, 0, 1)?;
         let z1 = z.narrow(1, 1, 1)?;
         let h = self.pre.forward(&z0)?;
-        let h = self.convs.forward(&h, Some(cond))?;
-        let h = self.proj.forward(&h)?; // [1, 3·bins-1, N]
+        let h = self.convs.forward(&h, Some(cond), mask)?;
+        let h = self.proj.forward(&h)?; // [B, 3·bins-1, N]
         if !z.device().is_cpu() {
             // A per-phoneme bin search over ~3·N values: host code, logged (see nn::log_host_fallback).
             crate::log_host_fallback!("piper duration spline");
         }
-        let params: Vec<Vec<f32>> = h.squeeze(0)?.to_vec2()?;
-        let inputs: Vec<f32> = z1.flatten_all()?.to_vec1()?;
+        let params: Vec<Vec<Vec<f32>>> = h.to_vec3()?;
+        let inputs: Vec<Vec<f32>> = z1.squeeze(1)?.to_vec2()?;
         let scale = (self.filter_channels as f32).sqrt();
         let k = self.num_bins;
-        let mut out = Vec::with_capacity(inputs.len());
-        for (t, &x) in inputs.iter().enumerate() {
-            let column = |range: std::ops::Range<usize>, s: f32| -> Vec<f32> {
-                range.map(|c| params[c][t] / s).collect()
-            };
-            let widths = column(0..k, scale);
-            let heights = column(k..2 * k, scale);
-            let derivs = column(2 * k..3 * k - 1, 1.0);
-            out.push(inverse_spline(x, &widths, &heights, &derivs));
+        let mut out = Vec::with_capacity(z1.elem_count());
+        for (params, inputs) in params.iter().zip(&inputs) {
+            for (t, &x) in inputs.iter().enumerate() {
+                let column = |range: std::ops::Range<usize>, s: f32| -> Vec<f32> {
+                    range.map(|c| params[c][t] / s).collect()
+                };
+                let widths = column(0..k, scale);
+                let heights = column(k..2 * k, scale);
+                let derivs = column(2 * k..3 * k - 1, 1.0);
+                out.push(inverse_spline(x, &widths, &heights, &derivs));
+            }
         }
         let z1 = Tensor::from_vec(out, z1.shape(), z1.device())?;
         Tensor::cat(&[z0, z1], 1)
@@ -224,14 +228,20 @@ impl StochasticDurationPredictor {
         })
     }
 
-    /// Log-durations `[1, 1, N]` from encoder states `x` `[1, H, N]` and noise `[1, 2, N]`.
-    fn forward(&self, x: &Tensor, g: Option<&Tensor>, noise: &Tensor) -> Result<Tensor> {
+    /// Log-durations `[B, 1, N]` from encoder states `x` `[B, H, N]` and noise `[B, 2, N]`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        g: Option<&Tensor>,
+        noise: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let mut h = self.pre.forward(x)?;
         if let (Some(cond), Some(g)) = (&self.cond, g) {
             h = h.broadcast_add(&cond.forward(g)?)?;
         }
-        let h = self.convs.forward(&h, None)?;
-        let h = self.proj.forward(&h)?;
+        let h = self.convs.forward(&h, None, mask)?;
+        let h = apply_mask(&self.proj.forward(&h)?, mask)?;
         let flip = |z: &Tensor| -> Result<Tensor> {
             Tensor::cat(&[z.narrow(1, 1, 1)?, z.narrow(1, 0, 1)?], 1)
         };
@@ -240,7 +250,7 @@ impl StochasticDurationPredictor {
         let mut z = noise.clone();
         for flow in &self.flows {
             z = flip(&z)?;
-            z = flow.reverse(&z, &h)?;
+            z = flow.reverse(&z, &h, mask)?;
         }
         z = flip(&z)?
             .broadcast_sub(&self.affine_m)?
@@ -282,12 +292,14 @@ impl PlainDurationPredictor {
         })
     }
 
-    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>, mask: Option<&Tensor>) -> Result<Tensor> {
         let mut x = x.clone();
         if let (Some(cond), Some(g)) = (&self.cond, g) {
             x = x.broadcast_add(&cond.forward(g)?)?;
         }
+        let x = apply_mask(&x, mask)?;
         let x = self.norm_1.forward(&self.conv_1.forward(&x)?.relu()?)?;
+        let x = apply_mask(&x, mask)?;
         let x = self.norm_2.forward(&self.conv_2.forward(&x)?.relu()?)?;
         self.proj.forward(&x)
     }
@@ -318,10 +330,26 @@ impl DurationPredictor {
         noise: &Tensor,
         length_scale: f64,
     ) -> Result<Tensor> {
-        let logw = match self {
-            Self::Stochastic(sdp) => sdp.forward(x, g, noise)?,
-            Self::Plain(dp) => dp.forward(x, g)?,
-        };
+        Self::frames(&self.log_durations(x, g, noise, None)?, length_scale)
+    }
+
+    /// `logw` `[B, 1, N]` of a padded batch (`mask` `[B, 1, N]`; `None` for one utterance);
+    /// values on padding are meaningless.
+    pub fn log_durations(
+        &self,
+        x: &Tensor,
+        g: Option<&Tensor>,
+        noise: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        match self {
+            Self::Stochastic(sdp) => sdp.forward(x, g, noise, mask),
+            Self::Plain(dp) => dp.forward(x, g, mask),
+        }
+    }
+
+    /// Frames per phoneme from log-durations: `ceil(exp(logw) · length_scale)`.
+    pub fn frames(logw: &Tensor, length_scale: f64) -> Result<Tensor> {
         (logw.exp()? * length_scale)?.ceil()
     }
 

@@ -3,12 +3,14 @@
 //! conv feed-forward layers, and a projection to the prior's mean and log-std.
 //!
 //! Reference: `jaywalnut310/vits` `models.TextEncoder`, `attentions.Encoder`,
-//! `attentions.MultiHeadAttention`. Inputs are one unpadded utterance, so masks are all ones.
+//! `attentions.MultiHeadAttention`. A single utterance runs unpadded (no masks). A padded batch
+//! ([`TextEncoder::forward_padded`]) zeroes padding before each conv, as the reference does, and
+//! runs attention per item on its real frames, so each item equals its unpadded run.
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Embedding, VarBuilder};
 
-use super::layers::{conv1d, conv1x1, ChannelNorm};
+use super::layers::{apply_mask, conv1d, conv1x1, sequence_mask, ChannelNorm};
 use super::VitsConfig;
 use crate::nn::FusedConv1d;
 
@@ -71,6 +73,22 @@ impl RelativeAttention {
             .reshape((b, h, l * (2 * l - 1)))?
             .pad_with_zeros(D::Minus1, l, 0)?;
         x.reshape((b, h, l, 2 * l))?.narrow(3, 1, 2 * l - 1)
+    }
+
+    /// Self-attention of a padded batch `[B, C, T]` whose items have `lengths`, one item at a
+    /// time on its real frames (a padded softmax would sum in another order than the item's
+    /// own); outputs on padding are zero.
+    fn forward_padded(&self, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let t = x.dim(2)?;
+        let items = lengths
+            .iter()
+            .enumerate()
+            .map(|(b, &len)| {
+                let item = x.narrow(0, b, 1)?.narrow(2, 0, len)?;
+                self.forward(&item)?.pad_with_zeros(2, 0, t - len)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&items, 0)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -141,12 +159,13 @@ impl FeedForward {
         }
     }
 
-    fn forward_residual(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x + ffn(x)`; with a `mask`, padding is zeroed before each conv.
+    fn forward_residual(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         match self {
             Self::Fused { conv_1, conv_2 } => {
-                let y = conv_1.forward_act(x, None)?;
+                let y = conv_1.forward_act(&apply_mask(x, mask)?, None)?;
                 // A leaky ReLU with slope 0 is the ReLU.
-                conv_2.forward_residual(&y, Some(0.0), x)
+                conv_2.forward_residual(&apply_mask(&y, mask)?, Some(0.0), x)
             }
             Self::Padded {
                 conv_1,
@@ -154,7 +173,9 @@ impl FeedForward {
                 pad_left,
                 pad_right,
             } => {
-                let pad = |y: &Tensor| y.pad_with_zeros(D::Minus1, *pad_left, *pad_right);
+                let pad = |y: &Tensor| {
+                    apply_mask(y, mask)?.pad_with_zeros(D::Minus1, *pad_left, *pad_right)
+                };
                 let y = conv_1.forward(&pad(x)?)?.relu()?;
                 x + conv_2.forward(&pad(&y)?)?
             }
@@ -162,15 +183,27 @@ impl FeedForward {
     }
 }
 
-/// The encoder's output for one utterance.
+/// The encoder's output for one utterance (`B` = 1) or a padded batch (zero on padding).
 #[derive(Debug, Clone)]
 pub struct EncoderOutput {
-    /// Hidden states `[1, hidden, N]` (input of the duration predictor).
+    /// Hidden states `[B, hidden, N]` (input of the duration predictor).
     pub x: Tensor,
-    /// Prior mean `[1, inter, N]`.
+    /// Prior mean `[B, inter, N]`.
     pub m_p: Tensor,
-    /// Prior log-std `[1, inter, N]`.
+    /// Prior log-std `[B, inter, N]`.
     pub logs_p: Tensor,
+}
+
+impl EncoderOutput {
+    /// Item `i` of a batch, cut to its `len` real phonemes: what the item gives alone.
+    pub fn item(&self, i: usize, len: usize) -> Result<Self> {
+        let cut = |t: &Tensor| t.narrow(0, i, 1)?.narrow(2, 0, len)?.contiguous();
+        Ok(Self {
+            x: cut(&self.x)?,
+            m_p: cut(&self.m_p)?,
+            logs_p: cut(&self.logs_p)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,17 +250,31 @@ impl TextEncoder {
         })
     }
 
-    /// `ids`: `[1, N]` u32 phoneme ids.
+    /// `ids`: `[1, N]` u32 phoneme ids of one utterance.
     pub fn forward(&self, ids: &Tensor) -> Result<EncoderOutput> {
+        self.forward_padded(ids, None)
+    }
+
+    /// `ids`: `[B, N]` u32 phoneme ids, padded; item `b` has `lengths[b]` real ones (`None`:
+    /// one unpadded utterance).
+    pub fn forward_padded(&self, ids: &Tensor, lengths: Option<&[usize]>) -> Result<EncoderOutput> {
         let _enter = self.span.enter();
+        let mask = lengths
+            .map(|l| sequence_mask(l, ids.dim(1)?, ids.device()))
+            .transpose()?;
+        let mask = mask.as_ref();
         let x = (self.emb.forward(ids)? * (self.hidden as f64).sqrt())?;
-        let mut x = x.transpose(1, 2)?.contiguous()?; // [1, H, N]
+        let mut x = apply_mask(&x.transpose(1, 2)?.contiguous()?, mask)?; // [B, H, N]
         for i in 0..self.attn.len() {
-            let y = self.attn[i].forward(&x)?;
+            let y = match lengths {
+                Some(lengths) => self.attn[i].forward_padded(&x, lengths)?,
+                None => self.attn[i].forward(&x)?,
+            };
             x = self.norm_1[i].forward(&(x + y)?)?;
-            x = self.norm_2[i].forward(&self.ffn[i].forward_residual(&x)?)?;
+            x = self.norm_2[i].forward(&self.ffn[i].forward_residual(&x, mask)?)?;
         }
-        let stats = self.proj.forward(&x)?;
+        let x = apply_mask(&x, mask)?;
+        let stats = apply_mask(&self.proj.forward(&x)?, mask)?;
         Ok(EncoderOutput {
             m_p: stats.narrow(1, 0, self.inter)?,
             logs_p: stats.narrow(1, self.inter, self.inter)?,

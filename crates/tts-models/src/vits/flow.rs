@@ -1,12 +1,14 @@
 //! The residual coupling flow (`flow`), run in reverse to map prior samples to decoder latents.
 //!
 //! Reference: `jaywalnut310/vits` `models.ResidualCouplingBlock`, `modules.ResidualCouplingLayer`,
-//! `modules.WN`. Each coupling layer is preceded (in reverse) by a channel flip.
+//! `modules.WN`. Each coupling layer is preceded (in reverse) by a channel flip. A padded batch
+//! passes a `[B, 1, T]` mask, and padding is zeroed before every dilated conv (the only layers
+//! that mix frames), so each item equals its unpadded run.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv1d, VarBuilder};
 
-use super::layers::{conv1d, conv1x1};
+use super::layers::{apply_mask, conv1d, conv1x1};
 use super::VitsConfig;
 use crate::nn::FusedConv1d;
 
@@ -51,7 +53,8 @@ impl WaveNet {
         })
     }
 
-    fn forward(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+    /// `x` must be zero on padding.
+    fn forward(&self, x: &Tensor, g: Option<&Tensor>, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.hidden;
         let g = match (&self.cond, g) {
             (Some(cond), Some(g)) => Some(cond.forward(g)?),
@@ -69,7 +72,7 @@ impl WaveNet {
                 (x_in.narrow(1, 0, h)?.tanh()? * candle_nn::ops::sigmoid(&x_in.narrow(1, h, h)?)?)?;
             let rs = self.res_skip[i].forward_act(&acts, None)?;
             let skip = if i + 1 < n {
-                x = (x + rs.narrow(1, 0, h)?)?;
+                x = apply_mask(&(x + rs.narrow(1, 0, h)?)?, mask)?;
                 rs.narrow(1, h, h)?
             } else {
                 rs
@@ -109,11 +112,11 @@ impl CouplingLayer {
         })
     }
 
-    fn reverse(&self, x: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+    fn reverse(&self, x: &Tensor, g: Option<&Tensor>, mask: Option<&Tensor>) -> Result<Tensor> {
         let x0 = x.narrow(1, 0, self.half)?;
         let x1 = x.narrow(1, self.half, self.half)?;
-        let h = self.pre.forward(&x0)?;
-        let h = self.enc.forward(&h, g)?;
+        let h = apply_mask(&self.pre.forward(&x0)?, mask)?;
+        let h = self.enc.forward(&h, g, mask)?;
         let stats = self.post.forward(&h)?;
         let x1 = if self.mean_only {
             (x1 - stats)?
@@ -154,11 +157,22 @@ impl ResidualCouplingBlock {
 
     /// `z_p` `[1, C, T]` → decoder latent `z`.
     pub fn reverse(&self, z_p: &Tensor, g: Option<&Tensor>) -> Result<Tensor> {
+        self.reverse_masked(z_p, g, None)
+    }
+
+    /// The same for a padded batch `[B, C, T]` with its `[B, 1, T]` mask (`None`: no padding);
+    /// frames on padding are meaningless.
+    pub fn reverse_masked(
+        &self,
+        z_p: &Tensor,
+        g: Option<&Tensor>,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let _enter = self.span.enter();
         let mut x = z_p.clone();
         for layer in self.layers.iter().rev() {
             x = x.index_select(&self.flip_index, 1)?;
-            x = layer.reverse(&x, g)?;
+            x = layer.reverse(&x, g, mask)?;
         }
         Ok(x)
     }

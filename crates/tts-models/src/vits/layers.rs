@@ -1,6 +1,6 @@
 //! Small layers shared by the VITS sub-networks, written for candle's CPU fast paths:
 //! convs loaded from ONNX attributes, channel LayerNorm, depthwise conv as shifted
-//! multiply-adds.
+//! multiply-adds, and the sequence masks of padded batches.
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
@@ -29,6 +29,24 @@ pub fn conv1d(
         cudnn_fwd_algo: None,
     };
     Ok(Conv1d::new(weight, bias, cfg))
+}
+
+/// `x · mask` for a padded batch (`mask` `[B, 1, T]`, 1 on real frames, 0 on padding); `x` as is
+/// for an unpadded utterance. Convs must see zeros past an utterance's end, as they would alone.
+pub fn apply_mask(x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    match mask {
+        Some(mask) => x.broadcast_mul(mask),
+        None => Ok(x.clone()),
+    }
+}
+
+/// The `[B, 1, T]` mask of a batch of sequences `lengths` padded to `T`.
+pub fn sequence_mask(lengths: &[usize], t: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let values: Vec<f32> = lengths
+        .iter()
+        .flat_map(|&n| (0..t).map(move |i| if i < n { 1.0 } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (lengths.len(), 1, t), device)
 }
 
 /// A pointwise (kernel 1) conv whose shapes are read from its weight.

@@ -8,8 +8,10 @@
 //!
 //! Inference for one utterance: text encoder → durations (stochastic or plain predictor,
 //! `noise_w`, `length_scale`) → prior expanded to frames plus `noise_scale` noise → coupling flow
-//! in reverse → HiFi-GAN. Piper then peak-normalises each utterance.
+//! in reverse → HiFi-GAN. Piper then peak-normalises each utterance. [`Vits::infer_batch`] runs
+//! several utterances at once (`batch.rs`).
 
+mod batch;
 pub mod duration;
 pub mod encoder;
 pub mod flow;
@@ -31,6 +33,7 @@ use tts_text::Espeak;
 use crate::onnx::OnnxModel;
 use crate::{ModelError, SpeechModel, SynthesisRequest, VoiceInfo, VoiceKind};
 
+pub use batch::Utterance;
 pub use duration::DurationPredictor;
 pub use encoder::{EncoderOutput, TextEncoder};
 pub use flow::ResidualCouplingBlock;
@@ -515,6 +518,13 @@ impl Vits {
     }
 
     pub fn encode(&self, ids: &[i64]) -> Result<EncoderOutput, ModelError> {
+        let ids_u32 = self.checked_ids(ids)?;
+        let t = Tensor::from_vec(ids_u32, (1, ids.len()), &self.device)?;
+        Ok(self.enc_p.forward(&t)?)
+    }
+
+    /// The ids as embedding indices, or an error if one is outside the vocabulary or there are none.
+    fn checked_ids(&self, ids: &[i64]) -> Result<Vec<u32>, ModelError> {
         let ids_u32 = ids
             .iter()
             .map(|&i| {
@@ -536,8 +546,7 @@ impl Vits {
                 message: "no phoneme ids".into(),
             });
         }
-        let t = Tensor::from_vec(ids_u32, (1, ids.len()), &self.device)?;
-        Ok(self.enc_p.forward(&t)?)
+        Ok(ids_u32)
     }
 
     /// Prior expanded to frames by `durations`, plus noise: `z_p` `[1, inter, T]`.
@@ -600,20 +609,11 @@ impl Vits {
     ) -> Result<Vec<f32>, ModelError> {
         let frames = z.dim(2)?;
         let hop = self.config.hop_length();
-        let chunk = chunk.max(1);
-        if frames <= chunk + 2 * context {
-            return Ok(self.dec.forward(z, g)?.flatten_all()?.to_vec1()?);
-        }
         let mut audio = Vec::with_capacity(frames * hop);
-        let mut start = 0;
-        while start < frames {
-            let len = chunk.min(frames - start);
-            let left = context.min(start);
-            let right = context.min(frames - start - len);
-            let piece = z.narrow(2, start - left, left + len + right)?;
+        for window in DecodeWindow::cover(frames, chunk, context) {
+            let piece = z.narrow(2, window.start, window.len)?;
             let wav: Vec<f32> = self.dec.forward(&piece, g)?.flatten_all()?.to_vec1()?;
-            audio.extend_from_slice(&wav[left * hop..(left + len) * hop]);
-            start += len;
+            audio.extend_from_slice(&wav[window.keep.start * hop..window.keep.end * hop]);
         }
         Ok(audio)
     }
@@ -641,6 +641,44 @@ impl Vits {
             z,
             audio,
         })
+    }
+}
+
+/// A span of latent frames the decoder runs at once, and the frames of it that are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DecodeWindow {
+    start: usize,
+    len: usize,
+    /// Kept frames, relative to `start`; the others are context.
+    keep: std::ops::Range<usize>,
+}
+
+impl DecodeWindow {
+    /// The windows that decode `frames` frames `chunk` at a time with `context` frames on both
+    /// sides; one whole window when that is not longer than a chunk with its context.
+    fn cover(frames: usize, chunk: usize, context: usize) -> Vec<Self> {
+        let chunk = chunk.max(1);
+        if frames <= chunk + 2 * context {
+            return vec![Self {
+                start: 0,
+                len: frames,
+                keep: 0..frames,
+            }];
+        }
+        let mut windows = Vec::new();
+        let mut start = 0;
+        while start < frames {
+            let len = chunk.min(frames - start);
+            let left = context.min(start);
+            let right = context.min(frames - start - len);
+            windows.push(Self {
+                start: start - left,
+                len: left + len + right,
+                keep: left..left + len,
+            });
+            start += len;
+        }
+        windows
     }
 }
 
@@ -811,18 +849,36 @@ impl PiperModel {
 
     /// Synthesises `text`: each sentence separately, peak-normalised, joined by Piper's silence.
     pub fn synthesize_text(&self, text: &str, params: &InferenceParams) -> Result<Pcm, ModelError> {
+        let utterances = self.utterances(text)?;
+        self.join_utterances(
+            utterances
+                .iter()
+                .map(|ids| Ok(self.vits.infer(ids, params)?.audio)),
+        )
+    }
+
+    /// The phoneme ids of each utterance of `text`, which must not be blank.
+    fn utterances(&self, text: &str) -> Result<Vec<Vec<i64>>, ModelError> {
         if text.trim().is_empty() {
             return Err(ModelError::InvalidInput {
                 field: "text",
                 message: "text is empty".into(),
             });
         }
-        let utterances = self.phoneme_ids(text)?;
+        self.phoneme_ids(text)
+    }
+
+    /// Peak-normalises each utterance's raw audio and joins them with Piper's sentence silence;
+    /// the first failed utterance fails the whole.
+    fn join_utterances(
+        &self,
+        utterances: impl IntoIterator<Item = Result<Vec<f32>, ModelError>>,
+    ) -> Result<Pcm, ModelError> {
         let rate = self.config.audio.sample_rate;
         let silence = (SENTENCE_SILENCE_SECS * rate as f32) as usize;
         let mut samples = Vec::new();
-        for (i, ids) in utterances.iter().enumerate() {
-            let mut audio = self.vits.infer(ids, params)?.audio;
+        for (i, audio) in utterances.into_iter().enumerate() {
+            let mut audio = audio?;
             peak_normalize(&mut audio);
             if i > 0 {
                 samples.extend(std::iter::repeat_n(0.0, silence));
@@ -831,7 +887,27 @@ impl PiperModel {
         }
         Ok(Pcm::new(samples, rate))
     }
+
+    /// A request's inference settings: the voice's defaults, its speed, speaker and seed.
+    fn request_params(&self, request: &SynthesisRequest) -> Result<InferenceParams, ModelError> {
+        if !request.speed.is_finite() || request.speed <= 0.0 {
+            return Err(ModelError::InvalidInput {
+                field: "speed",
+                message: format!("{} is not a positive number", request.speed),
+            });
+        }
+        let mut params = InferenceParams::from_config(&self.config.inference);
+        params.length_scale /= request.speed;
+        params.speaker_id = self.speaker_for_voice(&request.voice)?;
+        if let Some(seed) = request.seed {
+            params.seed = seed;
+        }
+        Ok(params)
+    }
 }
+
+/// A request's inference settings and the phoneme ids of its utterances.
+type PreparedRequest = (InferenceParams, Vec<Vec<i64>>);
 
 /// Cuts a phoneme sequence into pieces of at most `max` phonemes, preferring spaces.
 fn split_long(phonemes: &[char], max: usize) -> Vec<&[char]> {
@@ -883,25 +959,78 @@ impl SpeechModel for PiperModel {
     }
 
     fn synthesize(&self, request: &SynthesisRequest) -> Result<Pcm, ModelError> {
-        if !request.speed.is_finite() || request.speed <= 0.0 {
-            return Err(ModelError::InvalidInput {
-                field: "speed",
-                message: format!("{} is not a positive number", request.speed),
-            });
-        }
-        let mut params = InferenceParams::from_config(&self.config.inference);
-        params.length_scale /= request.speed;
-        params.speaker_id = self.speaker_for_voice(&request.voice)?;
-        if let Some(seed) = request.seed {
-            params.seed = seed;
-        }
+        let params = self.request_params(request)?;
         self.synthesize_text(&request.text, &params)
+    }
+
+    /// Every utterance of every request through [`Vits::infer_grouped`] (padded batches of
+    /// similar lengths); a request that fails to parse, or whose utterance fails, fails alone.
+    fn synthesize_batch(&self, requests: &[SynthesisRequest]) -> Vec<Result<Pcm, ModelError>> {
+        if let [one] = requests {
+            return vec![self.synthesize(one)];
+        }
+        // Each request's settings and utterances, or why it fails.
+        let prepared: Vec<Result<PreparedRequest, ModelError>> = requests
+            .iter()
+            .map(|r| Ok((self.request_params(r)?, self.utterances(&r.text)?)))
+            .collect();
+        let batch: Vec<Utterance> = prepared
+            .iter()
+            .flatten()
+            .flat_map(|(params, utterances)| {
+                utterances.iter().map(move |ids| Utterance { ids, params })
+            })
+            .collect();
+        let mut audio = self.vits.infer_grouped(&batch).into_iter();
+        prepared
+            .into_iter()
+            .map(|request| {
+                let (_, utterances) = request?;
+                self.join_utterances(audio.by_ref().take(utterances.len()).collect::<Vec<_>>())
+            })
+            .collect()
+    }
+
+    fn batches(&self) -> bool {
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_windows_cover_every_frame_once_with_context() {
+        assert_eq!(
+            DecodeWindow::cover(40, 16, 4),
+            vec![
+                DecodeWindow {
+                    start: 0,
+                    len: 20,
+                    keep: 0..16
+                },
+                DecodeWindow {
+                    start: 12,
+                    len: 24,
+                    keep: 4..20
+                },
+                DecodeWindow {
+                    start: 28,
+                    len: 12,
+                    keep: 4..12
+                },
+            ]
+        );
+        assert_eq!(
+            DecodeWindow::cover(24, 16, 4),
+            vec![DecodeWindow {
+                start: 0,
+                len: 24,
+                keep: 0..24
+            }]
+        );
+    }
 
     #[test]
     fn long_phoneme_runs_are_cut_at_spaces() {
