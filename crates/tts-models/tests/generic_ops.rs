@@ -189,3 +189,65 @@ fn piper_generic_ops_match_the_cpu_fast_paths() {
     assert!(z < 2e-5, "latent rel. L2 {z}");
     assert!(audio < 1e-3, "audio rel. L2 {audio}");
 }
+
+/// The decoder through ops candle differentiates (voice cloning's path): the same audio as the
+/// fast path up to the source phase (as above), and a gradient with respect to the style that
+/// agrees with a finite difference of the same function.
+#[test]
+fn kokoro_differentiable_decoder_matches_and_its_style_gradient_is_right() {
+    let model = kokoro_f32();
+    let ids = model.phoneme_ids(PHONEMES);
+    let style = model.voice_store().style(&voice(model), ids.len()).unwrap();
+    let opts = SourceOptions::default();
+    let fast = model.net().forward(&ids, &style, 1.0, None, &opts).unwrap();
+    let half = model.net().config().style_dim;
+    let s_dec = candle_core::Var::from_tensor(&style.narrow(1, 0, half).unwrap()).unwrap();
+    let decode = |s: &Tensor| {
+        model
+            .net()
+            .decoder
+            .forward_differentiable(&fast.asr, &fast.f0, &fast.n, s, &opts)
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let audio = decode(s_dec.as_tensor());
+    let forward_secs = started.elapsed().as_secs_f64();
+    let diff = rel_l2(&values(&audio), &fast.audio);
+    // Measured: 7e-3, like the generic path (the source phase).
+    assert!(diff < 2e-2, "differentiable vs fast audio rel. L2 {diff}");
+
+    // Loss: the energy of the audio, a smooth function of the style.
+    let loss = |audio: &Tensor| audio.sqr().unwrap().mean_all().unwrap();
+    let started = std::time::Instant::now();
+    let grads = loss(&audio).backward().unwrap();
+    eprintln!(
+        "{} samples: forward {forward_secs:.2} s, backward {:.2} s",
+        fast.audio.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let grad = grads
+        .get(s_dec.as_tensor())
+        .expect("gradient reaches the style");
+    let norm = grad
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(norm.is_finite() && norm > 0.0, "gradient norm {norm}");
+    let direction = (grad / f64::from(norm)).unwrap();
+    let eps = 1e-2;
+    let at = |sign: f64| {
+        let s = (s_dec.as_tensor() + (&direction * (sign * eps)).unwrap()).unwrap();
+        loss(&decode(&s)).to_scalar::<f32>().unwrap()
+    };
+    let finite = (at(1.0) - at(-1.0)) / (2.0 * eps as f32);
+    eprintln!("directional derivative: autograd {norm:.4e}, finite difference {finite:.4e}");
+    assert!(
+        (finite - norm).abs() < 0.1 * norm,
+        "autograd {norm} vs finite difference {finite}"
+    );
+}

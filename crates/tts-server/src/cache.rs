@@ -183,38 +183,12 @@ impl AudioCache {
     /// A sentence's model output from the cache.
     pub async fn get_sentence(&self, key: &CacheKey) -> Option<(Pcm, CacheStatus)> {
         let (audio, status) = self.get(key).await?;
-        if audio.meta.format != SENTENCE_PCM_FORMAT || audio.bytes.len() % 4 != 0 {
-            return None;
-        }
-        let samples = audio
-            .bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Some((Pcm::new(samples, audio.meta.sample_rate), status))
+        Some((sentence_pcm(&audio)?, status))
     }
 
-    /// Stores a sentence's model output (f32, exact: a hit sounds the same as the miss did).
-    pub async fn put_sentence(
-        &self,
-        key: &CacheKey,
-        voice: &str,
-        text: &str,
-        pcm: &Pcm,
-        synth_time: Duration,
-    ) {
-        let bytes: Vec<u8> = pcm.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let meta = EntryMeta {
-            format: SENTENCE_PCM_FORMAT.to_string(),
-            content_type: "application/octet-stream".to_string(),
-            sample_rate: pcm.sample_rate,
-            voice_id: voice.to_string(),
-            characters: text.chars().count() as u64,
-            sentences: 1,
-            audio_seconds: pcm.duration_secs(),
-            synth_seconds: synth_time.as_secs_f64(),
-        };
-        self.tiers.put(key, &CachedAudio::new(bytes, meta)).await;
+    /// Stores a sentence entry made by [`sentence_entry`].
+    pub async fn put_sentence(&self, key: &CacheKey, entry: &CachedAudio) {
+        self.tiers.put(key, entry).await;
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<(CachedAudio, CacheStatus)> {
@@ -377,9 +351,39 @@ fn cached_file(audio: &CachedAudio, params: &SpeechParams, ctx: &RequestContext)
     }
 }
 
+/// A sentence's model output as a cache entry: f32 samples, exact, so a hit sounds the same as
+/// the miss did.
+pub fn sentence_entry(voice: &str, text: &str, pcm: &Pcm, synth_time: Duration) -> CachedAudio {
+    let bytes: Vec<u8> = pcm.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let meta = EntryMeta {
+        format: SENTENCE_PCM_FORMAT.to_string(),
+        content_type: "application/octet-stream".to_string(),
+        sample_rate: pcm.sample_rate,
+        voice_id: voice.to_string(),
+        characters: text.chars().count() as u64,
+        sentences: 1,
+        audio_seconds: pcm.duration_secs(),
+        synth_seconds: synth_time.as_secs_f64(),
+    };
+    CachedAudio::new(bytes, meta)
+}
+
+/// The samples of a sentence entry; `None` for an entry that is not one.
+pub fn sentence_pcm(audio: &CachedAudio) -> Option<Pcm> {
+    if audio.meta.format != SENTENCE_PCM_FORMAT || audio.bytes.len() % 4 != 0 {
+        return None;
+    }
+    let samples = audio
+        .bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Some(Pcm::new(samples, audio.meta.sample_rate))
+}
+
 /// A follower answers with the leader's own error (503 + Retry-After for a full queue, 504, 400
 /// for text the model refuses); only a leader that vanished gives a generic 500.
-fn flight_error(error: FlightError) -> ApiError {
+pub fn flight_error(error: FlightError) -> ApiError {
     error
         .downcast_ref::<ApiError>()
         .cloned()

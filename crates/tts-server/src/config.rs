@@ -138,7 +138,7 @@ impl Default for ServerConfig {
             voice_min_secs: 6.0,
             voice_max_secs: 30.0,
             voice_upload_max_mb: 20.0,
-            voice_fit_secs: 45.0,
+            voice_fit_secs: 55.0,
             voice_fit_iterations: 64,
             cache_memory_mb: 256,
             cache_disk_mb: 2_048,

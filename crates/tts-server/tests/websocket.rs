@@ -311,3 +311,78 @@ async fn utterances_after_the_first_take_from_the_rate_limit() {
     send(&mut socket, json!({"type": "close"})).await;
     assert!(matches!(next(&mut socket).await, Frame::Closed));
 }
+
+#[tokio::test]
+async fn sessions_saying_the_same_new_sentences_at_once_share_one_synthesis() {
+    let server = common::TestServer::start_with(|_| {});
+    let first = "The harbour lights came on one by one as the ferry turned toward the pier.";
+    let second = "Nobody on the deck said a word until the engines finally fell quiet.";
+    // Half the sessions say the sentences in one order, half in the other: each session leads
+    // one sentence and follows another's, which must not make them wait on each other forever.
+    let orders = [[first, second], [second, first]];
+    let sessions = (0..6).map(|i| {
+        let server = &server;
+        let order = orders[i % 2];
+        async move {
+            let url = server.ws_url(&format!("/v1/tts/ws?voice={VOICE}&format=pcm"));
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            for sentence in order {
+                send(
+                    &mut socket,
+                    json!({"type": "text", "text": format!("{sentence} ")}),
+                )
+                .await;
+            }
+            send(&mut socket, json!({"type": "flush"})).await;
+            let (events, audio) = read_until(&mut socket, "done").await;
+            let spoken: Vec<(String, String)> = events
+                .iter()
+                .filter(|e| e["type"] == "sentence_done")
+                .map(|e| {
+                    let text = e["text"].as_str().unwrap().to_string();
+                    (text, e["cache"].as_str().unwrap().to_string())
+                })
+                .collect();
+            (spoken, audio)
+        }
+    });
+    let (spoken, audio): (Vec<_>, Vec<_>) = futures_util::future::join_all(sessions)
+        .await
+        .into_iter()
+        .unzip();
+
+    assert_eq!(
+        common::sentences_synthesized(&server),
+        2,
+        "each sentence is synthesized exactly once; sessions said {spoken:?}"
+    );
+    let states: Vec<&str> = spoken
+        .iter()
+        .flatten()
+        .map(|(_, cache)| cache.as_str())
+        .collect();
+    assert_eq!(states.len(), 12, "{spoken:?}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "miss").count(),
+        2,
+        "{spoken:?}"
+    );
+    assert!(
+        states.contains(&"coalesced"),
+        "sessions asking at the same time share the synthesis in flight: {spoken:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .all(|s| ["miss", "coalesced", "hit-memory"].contains(s)),
+        "{spoken:?}"
+    );
+    // Shared or not, every session in an order heard exactly the same audio.
+    for (i, session_audio) in audio.iter().enumerate() {
+        assert!(
+            session_audio.len() > 24_000,
+            "session {i}: too little audio"
+        );
+        assert_eq!(session_audio, &audio[i % 2], "session {i}");
+    }
+}

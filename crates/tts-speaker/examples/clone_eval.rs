@@ -4,7 +4,7 @@
 //! NNLS blend and the refined clone. Every candidate speaks the held-out clip's text.
 //!
 //! ```text
-//! cargo run --release -p tts-speaker --example clone_eval [-- --budget 45]
+//! cargo run --release -p tts-speaker --example clone_eval [-- --budget 55] [--gradient-share 0.75] [--only joe] [--wer]
 //! ```
 //! Speakers: Piper `en_US-joe-medium` (our candle Piper) and espeak-ng voice variants (CLI).
 
@@ -74,14 +74,25 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let budget: f32 = args
-        .iter()
-        .position(|a| a == "--budget")
-        .and_then(|i| args.get(i + 1))
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let budget: f32 = arg("--budget")
         .map(|s| s.parse())
         .transpose()
         .context("--budget takes seconds")?
         .unwrap_or(45.0);
+    let gradient_share: f32 = arg("--gradient-share")
+        .map(|s| s.parse())
+        .transpose()
+        .context("--gradient-share takes a fraction")?
+        .unwrap_or(FitOptions::default().gradient_share);
+    let only = arg("--only").cloned();
+    // Intelligibility: word error rate of the held-out sentence (PocketSphinx, benches/asr_wer.py).
+    let wer = args.iter().any(|a| a == "--wer");
+    let mut wer_rows = Vec::new();
 
     let dir = models_dir();
     let device = Device::Cpu;
@@ -110,10 +121,14 @@ fn main() -> Result<()> {
     ];
     let opts = FitOptions {
         time_budget_secs: budget,
+        gradient_share,
         ..FitOptions::default()
     };
     let mut rows = Vec::new();
     for (name, source) in &speakers {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         let say = |text: &str| -> Result<Pcm> {
             match source {
                 Source::Piper => {
@@ -148,6 +163,23 @@ fn main() -> Result<()> {
         let fitted = fit_kokoro_style(&fit_clip, &kokoro, &encoder, &opts)?;
         let fit_secs = t.elapsed().as_secs_f64();
         let clone_sim = held_sim(&fitted.pack)?;
+        if wer {
+            let clips = [
+                held_clip.clone(),
+                synthesize_text_with_pack(
+                    &kokoro,
+                    HELD_OUT_TEXT,
+                    &stock.voices[nearest].pack,
+                    opts.seed,
+                )?,
+                synthesize_text_with_pack(&kokoro, HELD_OUT_TEXT, &fitted.pack, opts.seed)?,
+            ];
+            let rates = word_error_rates(&clips, HELD_OUT_TEXT)?;
+            wer_rows.push(format!(
+                "| {name} | {:.2} | {} {:.2} | {:.2} |",
+                rates[0], stock.voices[nearest].id, rates[1], rates[2]
+            ));
+        }
         let blend_desc = fitted
             .blend
             .iter()
@@ -169,5 +201,51 @@ fn main() -> Result<()> {
     for r in &rows {
         println!("{r}");
     }
+    if wer {
+        println!();
+        println!("| speaker | WER, reference clip | WER, nearest stock | WER, clone |");
+        println!("|---|---|---|---|");
+        for r in &wer_rows {
+            println!("{r}");
+        }
+    }
     Ok(())
+}
+
+/// PocketSphinx word error rates of `clips` saying `text` (`benches/asr_wer.py`).
+fn word_error_rates(clips: &[Pcm], text: &str) -> Result<Vec<f32>> {
+    let dir = std::env::temp_dir().join(format!("clone_eval_wer_{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut paths = Vec::new();
+    for (i, clip) in clips.iter().enumerate() {
+        let path = dir.join(format!("{i}.wav"));
+        let pcm = tts_audio::resample(clip, 16_000)?;
+        std::fs::write(
+            &path,
+            tts_audio::encode(&pcm, tts_audio::AudioFormat::Wav, None)?,
+        )?;
+        paths.push(path);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../benches/asr_wer.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(text)
+        .args(&paths)
+        .output()
+        .context("running benches/asr_wer.py (pip install pocketsphinx)")?;
+    std::fs::remove_dir_all(&dir).ok();
+    if !out.status.success() {
+        bail!(
+            "asr_wer.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let rate = line.split('\t').nth(1).context("asr_wer.py output")?;
+            eprintln!("ASR {line}");
+            Ok(rate.parse()?)
+        })
+        .collect()
 }

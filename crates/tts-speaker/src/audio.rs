@@ -27,8 +27,17 @@ const INT16_MAX: f64 = 32767.0;
 
 /// Scales `wav` so its RMS is −30 dBFS, only ever louder (`normalize_volume(increase_only=True)`).
 pub fn normalize_volume(wav: &[f32]) -> Vec<f32> {
+    let gain = volume_gain(wav);
+    if gain == 1.0 {
+        return wav.to_vec();
+    }
+    wav.iter().map(|&x| (f64::from(x) * gain) as f32).collect()
+}
+
+/// The gain [`normalize_volume`] applies to `wav` (1 when it is already loud enough or silent).
+pub fn volume_gain(wav: &[f32]) -> f64 {
     if wav.is_empty() {
-        return Vec::new();
+        return 1.0;
     }
     let mean_sq = wav
         .iter()
@@ -37,14 +46,13 @@ pub fn normalize_volume(wav: &[f32]) -> Vec<f32> {
         / wav.len() as f64;
     let rms = mean_sq.sqrt();
     if rms == 0.0 {
-        return wav.to_vec();
+        return 1.0;
     }
     let change_db = TARGET_DBFS - 20.0 * (rms / INT16_MAX).log10();
     if change_db < 0.0 {
-        return wav.to_vec();
+        return 1.0;
     }
-    let gain = 10f64.powf(change_db / 20.0);
-    wav.iter().map(|&x| (f64::from(x) * gain) as f32).collect()
+    10f64.powf(change_db / 20.0)
 }
 
 /// Shortens silences to at most ~`VAD_MAX_SILENCE` windows (`trim_long_silences`): 30 ms windows
@@ -152,6 +160,16 @@ impl MelSpectrogram {
             window,
             filters: slaney_mel_filters(SAMPLE_RATE, N_FFT, N_MELS),
         }
+    }
+
+    /// The periodic Hann window.
+    pub fn window(&self) -> &[f32] {
+        &self.window
+    }
+
+    /// The mel filterbank, `[N_MELS][N_FFT/2 + 1]`.
+    pub fn filters(&self) -> &[Vec<f32>] {
+        &self.filters
     }
 
     /// `wav` (16 kHz) → frames `[n_frames][N_MELS]`, flattened row-major.

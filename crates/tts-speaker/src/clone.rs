@@ -5,20 +5,26 @@
 //!    its GE2E embedding and prosody (median F0, voiced-onset rate) are stacked into one column
 //!    per voice. Non-negative least squares against the sample's column gives blend weights
 //!    (normalised to sum 1, like Kokoro's own `a(2)+b(1)` blends).
-//! 2. **Refinement.** The pack is parameterised by two weight vectors over the stock packs, one
+//! 2. **Search.** The pack is parameterised by two weight vectors over the stock packs, one
 //!    for the decoder half (timbre) and one for the prosody half of the style vector, signs
 //!    free so the search may extrapolate beyond the blend. With k stock packs these 2k weights
 //!    span every principal direction of the packs. A derivative-free (1+2) evolution strategy
 //!    with antithetic samples and step-size adaptation maximises
-//!    `cos(GE2E(synth(pack)), GE2E(sample)) − λ·‖θ − θ_blend‖²`, within a wall-clock budget.
-//!    Why not autograd through the decoder: our Kokoro forward runs custom CPU ops without a
-//!    backward pass (`tts_models::nn::fused`), and the GE2E front end (VAD, FFT) is on the host.
+//!    `cos(GE2E(synth(pack)), GE2E(sample)) − λ·‖θ − θ_blend‖²`, within part of the budget.
+//! 3. **Gradient refinement.** The decoder half is then freed from the stock packs' span: an
+//!    offset added to it (every row of the pack) is optimised with Adam on
+//!    `cos(GE2E(decoder(style + offset)), GE2E(sample)) − λ·‖offset‖²`, back-propagated
+//!    through Kokoro's decoder and the GE2E encoder by candle's autograd
+//!    ([`tts_models::nn::with_differentiable_ops`], [`SpeakerEncoder::embed_differentiable`]).
+//!    The text's alignment, F0 and energy come from the predictor once (the prosody half does
+//!    not move here). The offset is kept only if the exact scorer agrees that it helps.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use tts_audio::Pcm;
@@ -31,6 +37,9 @@ use crate::{cosine, SpeakerEncoder, SpeakerError};
 /// What every stock voice and every candidate pack says while being scored (≈ 3 s).
 pub const FIT_TEXT: &str =
     "The birch canoe slid on the smooth planks, then drifted past the old mill.";
+/// What the gradient refinement synthesizes (≈ 2.5 s, a GE2E partial and a half): each step
+/// back-propagates through the whole decoder, so it is kept shorter than [`FIT_TEXT`].
+const GRADIENT_TEXT: &str = "The birch canoe slid on the smooth planks.";
 /// Weight of one unit of ln F0 against the unit-norm speaker embedding in the NNLS columns.
 const F0_WEIGHT: f32 = 1.0;
 /// Weight of one voiced onset per second.
@@ -43,14 +52,20 @@ const HALF: usize = 128;
 /// How hard to search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
-    /// Wall-clock budget of the search in seconds: scoring the blend, then refinement
-    /// iterations while the next one still fits (0 = blend only). The one-off profiling of the
-    /// stock voices (cached per process, ~5 s per voice on 2 CPU cores) comes on top.
+    /// Wall-clock budget of the fit in seconds: scoring the blend, search iterations, then
+    /// gradient steps (~5 s each on 2 CPU cores), each only while it still fits (0 = blend
+    /// only). The one-off profiling of the stock voices (cached per process, ~5 s per voice on
+    /// 2 CPU cores) comes on top.
     pub time_budget_secs: f32,
-    /// Most refinement iterations (one or two syntheses each), whatever the budget.
+    /// Most search iterations (one or two syntheses each), whatever the budget.
     pub max_iterations: usize,
-    /// Pull of the refined weights towards the blend (λ; 0 = none).
+    /// Pull of the refined weights towards the blend, and of the gradient offset towards 0
+    /// (λ; 0 = none).
     pub regularisation: f32,
+    /// Share of the budget left to gradient refinement after the search (0 = none).
+    pub gradient_share: f32,
+    /// Adam's step size for the decoder-half offset.
+    pub learning_rate: f32,
     /// Seed of the synthesis noise and of the search.
     pub seed: u64,
 }
@@ -58,9 +73,11 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         Self {
-            time_budget_secs: 40.0,
+            time_budget_secs: 55.0,
             max_iterations: 64,
             regularisation: 0.02,
+            gradient_share: 0.75,
+            learning_rate: 0.01,
             seed: 0,
         }
     }
@@ -207,17 +224,17 @@ impl StockVoices {
 }
 
 fn fit_phonemes() -> Result<String, SpeakerError> {
-    tts_text::kokoro::phonemize_as(
-        FIT_TEXT,
-        Language::EnglishUs,
-        tts_models::kokoro::MAX_PHONEMES,
-    )?
-    .into_iter()
-    .next()
-    .ok_or_else(|| SpeakerError::InvalidInput {
-        field: "text",
-        message: "the fitting sentence has no phonemes".into(),
-    })
+    phonemes_of(FIT_TEXT)
+}
+
+fn phonemes_of(text: &str) -> Result<String, SpeakerError> {
+    tts_text::kokoro::phonemize_as(text, Language::EnglishUs, tts_models::kokoro::MAX_PHONEMES)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SpeakerError::InvalidInput {
+            field: "text",
+            message: "the fitting sentence has no phonemes".into(),
+        })
 }
 
 /// Kokoro speaking `phonemes` with the style vector `style` (256 values).
@@ -388,6 +405,8 @@ pub fn fit_kokoro_style(
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ 0x5eed_c10e);
     let mut sigma = 0.25f32;
     let budget = f64::from(opts.time_budget_secs);
+    let gradient_share = f64::from(opts.gradient_share.clamp(0.0, 1.0));
+    let search_budget = budget * (1.0 - gradient_share);
     let refine_start = Instant::now();
     let mut per_score = per_iteration / 2.0;
     let mut scores = 0usize;
@@ -401,8 +420,8 @@ pub fn fit_kokoro_style(
         } else {
             2.0 * per_score
         };
-        if started.elapsed().as_secs_f64() + needed > budget {
-            tracing::info!(iteration, "time budget reached");
+        if started.elapsed().as_secs_f64() + needed > search_budget {
+            tracing::info!(iteration, "search budget reached");
             break;
         }
         let steps: Vec<Vec<f32>> = match repeat.take() {
@@ -440,7 +459,42 @@ pub fn fit_kokoro_style(
             "refining clone"
         );
     }
-    let pack = stock.pack_for(&theta)?;
+    let mut pack = stock.pack_for(&theta)?;
+    // Gradient refinement, if at least a few steps (each a few syntheses' worth) fit.
+    let deadline = started + std::time::Duration::from_secs_f64(budget);
+    let remaining = budget - started.elapsed().as_secs_f64();
+    if gradient_share > 0.0 && remaining > 4.0 * per_score {
+        // Keep time for the exact score of the result.
+        let steps_deadline = deadline - std::time::Duration::from_secs_f64(per_score);
+        let phonemes = phonemes_of(GRADIENT_TEXT)?;
+        let n = kokoro.phoneme_ids(&phonemes).len();
+        let row = n.clamp(1, tts_models::kokoro::voices::PACK_ROWS) - 1;
+        let gradient_style: Vec<f32> = pack.narrow(0, row, 1)?.flatten_all()?.to_vec1()?;
+        let offset = refine_timbre(
+            kokoro,
+            encoder,
+            &phonemes,
+            &gradient_style,
+            &target,
+            opts,
+            steps_deadline,
+        )?;
+        let mut refined = stock.style_for(&theta);
+        for (s, o) in refined.iter_mut().zip(&offset) {
+            *s += o;
+        }
+        let audio = synthesize(kokoro, &stock.phonemes, &refined, opts.seed)?;
+        let refined_sim = cosine(&encoder.embed(&audio)?, &target);
+        tracing::info!(
+            before = sim,
+            after = refined_sim,
+            "gradient refinement scored"
+        );
+        if refined_sim > sim {
+            sim = refined_sim;
+            pack = offset_decoder_half(&pack, &offset)?;
+        }
+    }
     tracing::info!(
         similarity = sim,
         secs = started.elapsed().as_secs_f64(),
@@ -451,6 +505,78 @@ pub fn fit_kokoro_style(
         blend,
         similarity: sim,
     })
+}
+
+/// Adam on an offset to the decoder half of `style` (256 values) maximising the GE2E similarity
+/// of Kokoro saying `phonemes` to `target`, until `deadline`. Returns the offset with the best
+/// similarity seen (zeros when no step helped).
+fn refine_timbre(
+    kokoro: &KokoroModel,
+    encoder: &SpeakerEncoder,
+    phonemes: &str,
+    style: &[f32],
+    target: &[f32],
+    opts: &FitOptions,
+    deadline: Instant,
+) -> Result<Vec<f32>, SpeakerError> {
+    let net = kokoro.net();
+    let device = net.device();
+    let ids = kokoro.phoneme_ids(phonemes);
+    let source = SourceOptions {
+        seed: opts.seed,
+        ..SourceOptions::default()
+    };
+    let full = Tensor::from_slice(style, (1, style.len()), device)?;
+    // Alignment, F0 and energy depend on the prosody half only: computed once.
+    let trace = net.forward(&ids, &full, 1.0, None, &source)?;
+    let start = full.narrow(1, 0, HALF)?;
+    let target = Tensor::from_slice(target, target.len(), device)?;
+    let offset = Var::zeros((1, HALF), DType::F32, device)?;
+    let mut adam = AdamW::new(
+        vec![offset.clone()],
+        ParamsAdamW {
+            lr: f64::from(opts.learning_rate),
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let mut best = (f32::MIN, vec![0f32; HALF]);
+    let mut step_time: Option<std::time::Duration> = None;
+    for step in 0.. {
+        let now = Instant::now();
+        if step_time.is_some_and(|t| now + t > deadline) || now > deadline {
+            break;
+        }
+        let s = (&start + offset.as_tensor())?;
+        let audio = net
+            .decoder
+            .forward_differentiable(&trace.asr, &trace.f0, &trace.n, &s, &source)?;
+        let similarity = (encoder.embed_differentiable(&audio)? * &target)?.sum_all()?;
+        let value = similarity.to_scalar::<f32>()?;
+        let forward_secs = now.elapsed().as_secs_f64();
+        if value > best.0 {
+            best = (value, offset.as_tensor().flatten_all()?.to_vec1()?);
+        }
+        let penalty = (offset.as_tensor().sqr()?.sum_all()? * f64::from(opts.regularisation))?;
+        adam.backward_step(&(penalty - similarity)?)?;
+        step_time = Some(now.elapsed());
+        tracing::info!(
+            step,
+            similarity = value,
+            forward_secs,
+            secs = now.elapsed().as_secs_f64(),
+            "refining timbre by gradient"
+        );
+    }
+    let mut offset = best.1;
+    offset.resize(2 * HALF, 0.0);
+    Ok(offset)
+}
+
+/// `pack` `[510, 256]` with `offset` (256 values, prosody half zero) added to every row.
+fn offset_decoder_half(pack: &Tensor, offset: &[f32]) -> Result<Tensor, SpeakerError> {
+    let row = Tensor::from_slice(offset, (1, offset.len()), pack.device())?;
+    Ok(pack.broadcast_add(&row)?)
 }
 
 #[cfg(test)]

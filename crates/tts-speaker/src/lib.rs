@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod clone;
+pub mod differentiable;
 mod error;
 pub mod model;
 pub mod prosody;
@@ -49,6 +50,8 @@ pub struct EmbeddingTrace {
 pub struct SpeakerEncoder {
     net: Ge2e,
     mel: audio::MelSpectrogram,
+    /// The front end of [`SpeakerEncoder::embed_differentiable`].
+    differentiable: differentiable::DifferentiableFrontEnd,
     device: Device,
 }
 
@@ -67,9 +70,11 @@ impl SpeakerEncoder {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        let mel = audio::MelSpectrogram::new();
         Ok(Self {
             net,
-            mel: audio::MelSpectrogram::new(),
+            differentiable: differentiable::DifferentiableFrontEnd::new(&mel, device)?,
+            mel,
             device: device.clone(),
         })
     }

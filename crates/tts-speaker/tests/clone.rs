@@ -19,7 +19,8 @@ fn fitted_clone_is_at_least_as_close_as_the_nearest_stock_voice_on_held_out_spee
     let sample = common::clip("joe");
     let held = common::piper().synthesize(&SynthesisRequest::new(HELD_OUT, "en_US-joe-medium"))?;
     let held = enc.embed(&held)?;
-    // One refinement step (at most two syntheses) keeps the test near a minute on 2 cores.
+    // One search step, then gradient steps for the rest of a 30 s budget: near a minute on 2
+    // cores with the stock profiling.
     let opts = FitOptions {
         time_budget_secs: 30.0,
         max_iterations: 1,

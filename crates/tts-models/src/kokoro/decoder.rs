@@ -181,4 +181,22 @@ impl Decoder {
         let x = self.features(asr, f0, n, s)?;
         self.generator.forward(&x, s, f0, source)
     }
+
+    /// [`Self::forward`] as a tensor of samples through ops candle can back-propagate through
+    /// (exact inverse STFT): gradients reach `s`, the decoder half of the style vector. Slower
+    /// than `forward` on the CPU; voice cloning uses it.
+    pub fn forward_differentiable(
+        &self,
+        asr: &Tensor,
+        f0: &Tensor,
+        n: &Tensor,
+        s: &Tensor,
+        source: &SourceOptions,
+    ) -> Result<Tensor> {
+        crate::nn::with_differentiable_ops(|| {
+            let x = self.features(asr, f0, n, s)?;
+            let post = self.generator.pre_istft(&x, s, f0, source)?;
+            self.generator.istft_differentiable(&post)
+        })
+    }
 }

@@ -587,6 +587,31 @@ impl Generator {
         Ok(y[half..half + out_len].to_vec())
     }
 
+    /// [`Self::istft`] (exact mode) kept as a tensor `[(frames − 1) · hop]` that candle can
+    /// back-propagate through, for voice cloning.
+    pub fn istft_differentiable(&self, post: &Tensor) -> Result<Tensor> {
+        let bins = self.n_fft / 2 + 1;
+        let frames = post.dim(2)?;
+        let spec = post.narrow(1, 0, bins)?.exp()?;
+        let phase = post.narrow(1, bins, bins)?.sin()?;
+        let z = Tensor::cat(&[(&spec * phase.cos()?)?, (&spec * phase.sin()?)?], 1)?;
+        let basis = self.istft_basis.to_dtype(z.dtype())?;
+        let y = crate::nn::conv_transpose1d_polyphase(&z, &basis, self.hop)?.flatten_all()?;
+        // Overlap-add normalisation by the summed squared window, as `torch.istft`.
+        let mut env = vec![0f32; y.dim(0)?];
+        for m in 0..frames {
+            for (t, w) in self.window.iter().enumerate() {
+                env[m * self.hop + t] += w * w;
+            }
+        }
+        let inverse: Vec<f32> = env
+            .iter()
+            .map(|e| if *e > 1e-11 { 1.0 / e } else { 1.0 })
+            .collect();
+        let inverse = Tensor::from_vec(inverse, env.len(), y.device())?.to_dtype(y.dtype())?;
+        (y * inverse)?.narrow(0, self.n_fft / 2, (frames - 1) * self.hop)
+    }
+
     /// Full generator: features `[1, C, 2F]`, style `[1, S]`, F0 `[1, 2F]` → samples.
     pub fn forward(
         &self,

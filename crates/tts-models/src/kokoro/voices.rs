@@ -54,22 +54,17 @@ impl VoiceStore {
         if self.packs.contains_key(id) {
             return Err(invalid(format!("{id:?} is a stock voice")));
         }
-        if pack.elem_count() != PACK_ROWS * STYLE_DIM {
-            return Err(invalid(format!(
-                "pack of {id} has shape {:?}, expected [510, 1, 256]",
-                pack.dims()
-            )));
-        }
         let device = self
             .packs
             .values()
             .next()
             .map(|t| t.device().clone())
             .unwrap_or(Device::Cpu);
-        let pack = pack
-            .to_dtype(DType::F32)?
-            .reshape((PACK_ROWS, STYLE_DIM))?
-            .to_device(&device)?;
+        let pack = shaped_pack(pack, &device, |dims| {
+            invalid(format!(
+                "pack of {id} has shape {dims:?}, expected [510, 1, 256]"
+            ))
+        })?;
         self.added
             .write()
             .map_err(|_| invalid("voice store poisoned"))?
@@ -128,17 +123,10 @@ impl VoiceStore {
         t: Tensor,
         device: &Device,
     ) -> Result<Tensor, ModelError> {
-        let t = t.to_dtype(DType::F32)?;
-        if t.elem_count() != PACK_ROWS * STYLE_DIM {
-            return Err(ModelError::Weights {
-                path: path.display().to_string(),
-                message: format!(
-                    "voice {name} has shape {:?}, expected [510, 1, 256]",
-                    t.dims()
-                ),
-            });
-        }
-        Ok(t.reshape((PACK_ROWS, STYLE_DIM))?.to_device(device)?)
+        shaped_pack(&t, device, |dims| ModelError::Weights {
+            path: path.display().to_string(),
+            message: format!("voice {name} has shape {dims:?}, expected [510, 1, 256]"),
+        })
     }
 
     /// Reads every array of an `.npz` as a voice pack named by its key.
@@ -243,6 +231,22 @@ impl VoiceStore {
         let row = n_phonemes.clamp(1, PACK_ROWS) - 1;
         Ok(pack.narrow(0, row, 1)?)
     }
+}
+
+/// A pack as `[510, 256]` f32 on `device`, from any shape holding 510 × 256 values (the
+/// released packs are `[510, 1, 256]`); `reject` names the problem otherwise.
+fn shaped_pack(
+    pack: &Tensor,
+    device: &Device,
+    reject: impl FnOnce(&[usize]) -> ModelError,
+) -> Result<Tensor, ModelError> {
+    if pack.elem_count() != PACK_ROWS * STYLE_DIM {
+        return Err(reject(pack.dims()));
+    }
+    Ok(pack
+        .to_dtype(DType::F32)?
+        .reshape((PACK_ROWS, STYLE_DIM))?
+        .to_device(device)?)
 }
 
 /// Parses `a(2)+b(1)` / `a+b` / `a` into `(id, weight)` pairs.

@@ -39,10 +39,56 @@ impl ConvTranspose1d {
 
     /// `[1, in, T]` → `[1, out, (T−1)·stride − 2·padding + k]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let full = x.conv_transpose1d(&self.weight, 0, 0, self.stride, 1, 1)?;
+        let full = if super::differentiable_ops() {
+            conv_transpose1d_polyphase(x, &self.weight, self.stride)?
+        } else {
+            x.conv_transpose1d(&self.weight, 0, 0, self.stride, 1, 1)?
+        };
         let len = full.dim(2)? - 2 * self.padding;
         full.narrow(2, self.padding, len)?.broadcast_add(&self.bias)
     }
+}
+
+/// An unpadded transposed convolution (`[B, in, T]`, weight `[in, out, k]`) →
+/// `[B, out, (T−1)·stride + k]`, as one ordinary convolution, which candle can differentiate.
+/// Output sample `q·stride + r` is `Σᵢ x[q − i] · w[i·stride + r]`: phase `r` of the output is a
+/// plain convolution of `x` with every `stride`-th tap, so the `stride` phases become the
+/// output channels of one conv1d (kernel `⌈k/stride⌉`) and are interleaved afterwards.
+pub fn conv_transpose1d_polyphase(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
+    let (b, _, t) = x.dims3()?;
+    let (c_in, c_out, k) = w.dims3()?;
+    let taps = k.div_ceil(stride);
+    // Zero taps up to a multiple of the stride, then [in, out, taps, stride].
+    let w = if taps * stride > k {
+        let pad = Tensor::zeros((c_in, c_out, taps * stride - k), w.dtype(), w.device())?;
+        Tensor::cat(&[w, &pad], 2)?
+    } else {
+        w.clone()
+    };
+    // Conv1d weight [stride·out, in, taps]: row (r, o), tap j = w[in, o, (taps − 1 − j)·stride + r]
+    // (a convolution runs its taps forwards, the sum above backwards).
+    let reversed: Vec<u32> = (0..taps as u32).rev().collect();
+    let kernel = w
+        .reshape((c_in, c_out, taps, stride))?
+        .index_select(&Tensor::new(reversed.as_slice(), w.device())?, 2)?
+        .permute((3, 1, 0, 2))?
+        .reshape((stride * c_out, c_in, taps))?
+        .contiguous()?;
+    let conv = candle_nn::Conv1d::new(
+        kernel,
+        None,
+        candle_nn::Conv1dConfig {
+            padding: taps - 1,
+            ..Default::default()
+        },
+    );
+    let y = super::fused::conv1d_input_grad(x, &conv)?; // [B, stride·out, T + taps − 1]
+    let len = t + taps - 1;
+    let y = y
+        .reshape((b, stride, c_out, len))?
+        .permute((0, 2, 3, 1))?
+        .reshape((b, c_out, len * stride))?;
+    y.narrow(2, 0, (t - 1) * stride + k)
 }
 
 /// The `pool` of an upsampling `AdainResBlk1d`: depthwise transposed conv, k=3, stride 2,
@@ -105,6 +151,42 @@ mod tests {
         assert_eq!(got.dims(), want.dims());
         let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "max diff {diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn polyphase_transposed_conv_matches_candle_and_has_a_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        // Kokoro's two upsamplers (k = 2·stride) and a kernel that is not a stride multiple.
+        for (ci, co, k, s, t) in [(3, 2, 20, 10, 5), (2, 4, 12, 6, 3), (3, 2, 7, 3, 4)] {
+            let w = (Tensor::arange(0f32, (ci * co * k) as f32, &dev)?.reshape((ci, co, k))?
+                * 0.13)?
+                .sin()?;
+            let x = candle_core::Var::from_tensor(
+                &(Tensor::arange(0f32, (2 * ci * t) as f32, &dev)?.reshape((2, ci, t))? * 0.7)?
+                    .cos()?,
+            )?;
+            let got = conv_transpose1d_polyphase(x.as_tensor(), &w, s)?;
+            // Against candle one item at a time: candle 0.11's CPU transposed conv gets the
+            // second item of a batch wrong.
+            for item in 0..2 {
+                let one = x.as_tensor().narrow(0, item, 1)?;
+                let want = one.conv_transpose1d(&w, 0, 0, s, 1, 1)?;
+                let got = got.narrow(0, item, 1)?;
+                assert_eq!(got.dims(), want.dims());
+                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff < 1e-5, "k {k} stride {s} item {item}: max diff {diff}");
+            }
+            // d Σy / d x[c, t] is the sum of the taps from input c, whatever t.
+            let grad = got.sum_all()?.backward()?;
+            let dx = grad.get(x.as_tensor()).expect("gradient reaches the input");
+            let tap_sums: Vec<f32> = w.sum(2)?.sum(1)?.to_vec1()?;
+            for (c, row) in dx.get(0)?.to_vec2::<f32>()?.iter().enumerate() {
+                for v in row {
+                    assert!((v - tap_sums[c]).abs() < 1e-4, "{v} vs {}", tap_sums[c]);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -204,7 +204,7 @@ impl FusedConv1d {
         residual: Option<&Tensor>,
         scale: f32,
     ) -> Result<Tensor> {
-        let (b, c, l) = x.dims3()?;
+        let (_, c, _) = x.dims3()?;
         if c != self.c_in {
             bail!(
                 "FusedConv1d: input {:?}, expected [B, {}, L]",
@@ -215,6 +215,19 @@ impl FusedConv1d {
         if !super::cpu_fast_path(x) {
             return self.forward_reference(x, adain, act, residual, scale);
         }
+        self.forward_cpu(x, adain, act, residual, scale)
+    }
+
+    /// The fused CPU kernel (falling back to candle ops for non-f32 or non-CPU tensors).
+    fn forward_cpu(
+        &self,
+        x: &Tensor,
+        adain: Option<&AdaInParams>,
+        act: &Activation,
+        residual: Option<&Tensor>,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let (b, c, l) = x.dims3()?;
         let l_out = self.out_len(l)?;
         if let Some(r) = residual {
             if r.dims3()? != (b, self.c_out, l_out) {
@@ -410,7 +423,11 @@ impl FusedConv1d {
                 .broadcast_add(&b)?;
         }
         let h = act.apply_tensor(&h)?;
-        let mut y = self.conv.forward(&h)?;
+        let mut y = if super::differentiable_ops() {
+            conv1d_input_grad(&h, &self.conv)?
+        } else {
+            self.conv.forward(&h)?
+        };
         if let Some(r) = residual {
             y = (y + r)?;
         }
@@ -418,6 +435,88 @@ impl FusedConv1d {
             y = (y * scale as f64)?;
         }
         Ok(y)
+    }
+}
+
+/// `conv(x)` for back-propagation to `x` only (the weights are constants): candle's own conv1d
+/// backward also computes the weight gradient, and takes its slow padded transposed
+/// convolution for the input's. On the CPU (f32, stride 1) both directions run on the fused
+/// kernel here: the input gradient of a stride-1 convolution is another one, with the weights
+/// transposed and flipped and padding `dilation·(k − 1) − padding`. Elsewhere, candle's ops.
+pub fn conv1d_input_grad(x: &Tensor, conv: &Conv1d) -> Result<Tensor> {
+    let cfg = conv.config();
+    if !(x.device().is_cpu() && x.dtype() == DType::F32 && cfg.stride == 1 && cfg.groups == 1) {
+        return conv.forward(x);
+    }
+    let w = conv.weight();
+    let (_, _, kernel) = w.dims3()?;
+    let span = cfg.dilation * (kernel - 1);
+    if cfg.padding > span {
+        return conv.forward(x);
+    }
+    let reversed: Vec<u32> = (0..kernel as u32).rev().collect();
+    let adjoint = w
+        .transpose(0, 1)?
+        .contiguous()?
+        .index_select(&Tensor::new(reversed.as_slice(), w.device())?, 2)?
+        .contiguous()?;
+    let adjoint = Conv1d::new(
+        adjoint,
+        None,
+        candle_nn::Conv1dConfig {
+            padding: span - cfg.padding,
+            dilation: cfg.dilation,
+            ..Default::default()
+        },
+    );
+    let op = InputGradConv {
+        forward: FusedConv1d::new(conv.clone())?,
+        adjoint: FusedConv1d::new(adjoint)?,
+    };
+    x.contiguous()?.apply_op1(op)
+}
+
+struct InputGradConv {
+    forward: FusedConv1d,
+    adjoint: FusedConv1d,
+}
+
+impl candle_core::CustomOp1 for InputGradConv {
+    fn name(&self) -> &'static str {
+        "conv1d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        let (CpuStorage::F32(values), Some((start, end))) = (storage, layout.contiguous_offsets())
+        else {
+            bail!("conv1d-input-grad takes a contiguous f32 tensor");
+        };
+        let x = Tensor::from_slice(
+            &values[start..end],
+            layout.shape(),
+            &candle_core::Device::Cpu,
+        )?;
+        let y = self
+            .forward
+            .forward_cpu(&x, None, &Activation::Identity, None, 1.0)?;
+        let shape = y.shape().clone();
+        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1()?), shape))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        // The adjoint has no bias: the bias does not depend on the input.
+        let grad = self.adjoint.forward_cpu(
+            &grad_res.contiguous()?,
+            None,
+            &Activation::Identity,
+            None,
+            1.0,
+        )?;
+        Ok(Some(grad))
     }
 }
 
@@ -431,6 +530,48 @@ mod tests {
         (0..n)
             .map(|i| (i as f32 * f).sin() * 1.3 + (i as f32 * 0.37).cos() * 0.4)
             .collect()
+    }
+
+    #[test]
+    fn input_grad_conv_matches_candle_forward_and_backward() -> Result<()> {
+        let dev = Device::Cpu;
+        for (k, dilation, padding) in [(3, 1, 1), (7, 3, 9), (2, 1, 1)] {
+            let (c_in, c_out, l) = (5, 4, 23);
+            let w = Tensor::new(seq(c_out * c_in * k, 0.37).as_slice(), &dev)?
+                .reshape((c_out, c_in, k))?;
+            let b = Tensor::new(seq(c_out, 0.9).as_slice(), &dev)?;
+            let conv = Conv1d::new(
+                w,
+                Some(b),
+                Conv1dConfig {
+                    padding,
+                    dilation,
+                    ..Default::default()
+                },
+            );
+            let x = candle_core::Var::from_tensor(
+                &Tensor::new(seq(c_in * l, 0.21).as_slice(), &dev)?.reshape((1, c_in, l))?,
+            )?;
+            // A weighting so the gradient differs per output position.
+            let weights = Tensor::new(
+                seq(c_out * (l + 2 * padding - dilation * (k - 1)), 1.3).as_slice(),
+                &dev,
+            )?;
+            let loss = |y: Tensor| -> Result<Tensor> { (y.flatten_all()? * &weights)?.sum_all() };
+            let ours = conv1d_input_grad(x.as_tensor(), &conv)?;
+            let theirs = conv.forward(x.as_tensor())?;
+            let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "forward k {k} d {dilation}: {diff}");
+            let g_ours = loss(ours)?.backward()?.get(x.as_tensor()).cloned().unwrap();
+            let g_theirs = loss(theirs)?
+                .backward()?
+                .get(x.as_tensor())
+                .cloned()
+                .unwrap();
+            let diff = (g_ours - g_theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "gradient k {k} d {dilation}: {diff}");
+        }
+        Ok(())
     }
 
     #[test]

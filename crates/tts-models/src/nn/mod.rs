@@ -10,7 +10,7 @@ pub mod lstm;
 pub mod stft;
 
 pub use adain::{instance_norm, AdaIn1d, AdaLayerNorm};
-pub use conv::{ConvTranspose1d, DepthwiseUpsample2x};
+pub use conv::{conv_transpose1d_polyphase, ConvTranspose1d, DepthwiseUpsample2x};
 pub use fused::{Activation, AdaInParams, FusedConv1d};
 pub use lstm::BiLstm;
 pub use stft::{atan2, reflect_pad1d, upsample_linear, upsample_nearest, Stft};
@@ -21,6 +21,7 @@ use candle_core::{DType, Tensor};
 
 thread_local! {
     static GENERIC_OPS: Cell<bool> = const { Cell::new(false) };
+    static DIFFERENTIABLE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the backend-agnostic candle ops even on the CPU, the path GPUs take. Tests use
@@ -30,6 +31,21 @@ pub fn with_generic_ops<R>(f: impl FnOnce() -> R) -> R {
     let out = f();
     GENERIC_OPS.with(|g| g.set(before));
     out
+}
+
+/// Runs `f` with ops that candle can back-propagate through: the generic ops, with transposed
+/// convolutions (which have no backward in candle) as polyphase convolutions. Voice cloning
+/// uses it to take gradients of the decoder with respect to the style vector.
+pub fn with_differentiable_ops<R>(f: impl FnOnce() -> R) -> R {
+    let before = DIFFERENTIABLE.with(|d| d.replace(true));
+    let out = with_generic_ops(f);
+    DIFFERENTIABLE.with(|d| d.set(before));
+    out
+}
+
+/// Whether [`with_differentiable_ops`] is in force on this thread.
+pub fn differentiable_ops() -> bool {
+    DIFFERENTIABLE.with(Cell::get)
 }
 
 /// Whether `x` may take a CPU fast path: f32 on the CPU, generic ops not forced.

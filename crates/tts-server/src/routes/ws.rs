@@ -9,10 +9,12 @@
 //!
 //! Caching and metering work per sentence, since an utterance is built as text arrives: each
 //! sentence's model output is looked up in the audio cache (and stored after synthesis), so a
-//! phrase an agent repeats is never synthesized twice. Each utterance is one metered request
-//! (characters synthesized and from cache, audio seconds) and, after the first, which the upgrade
-//! paid for, takes one token of the key's rate limit.
+//! phrase an agent repeats is never synthesized twice, and a sentence another session is
+//! synthesizing at that moment is shared rather than synthesized again (`"cache": "coalesced"`).
+//! Each utterance is one metered request (characters synthesized and from cache, audio seconds)
+//! and, after the first, which the upgrade paid for, takes one token of the key's rate limit.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
@@ -26,10 +28,12 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tts_audio::AudioFormat;
+use tts_cache::{CacheKey, CachedAudio, FlightReader, FlightWriter, Joined};
 use utoipa::IntoParams;
 
 use crate::auth::{Caller, UsageTicket};
-use crate::cache::CacheStatus;
+use crate::cache::{flight_error, sentence_entry, sentence_pcm, CacheStatus};
+use crate::engine::{SentenceAudio, SentenceResult};
 use crate::error::{ApiError, ErrorBody};
 use crate::speech::{
     blocking, finish_summary, sentences, AudioPipeline, RequestContext, SpeechParams,
@@ -141,6 +145,57 @@ struct SentencePcm {
     cache: CacheStatus,
     queue_wait: Duration,
     synth_time: Duration,
+}
+
+/// Where a sentence of a batch comes from.
+enum Source {
+    Cached(tts_audio::Pcm, CacheStatus),
+    /// This session's job, in order.
+    Led,
+    /// Another session's job for the same sentence, in flight.
+    Shared(FlightReader),
+}
+
+/// A sentence this session synthesizes, with the flight other sessions may be reading.
+struct LedSentence {
+    text: String,
+    key: CacheKey,
+    writer: FlightWriter,
+}
+
+/// Takes a job's results off the engine as they come, whatever this session is doing: each is
+/// handed to the flight's readers and to the session, then stored, then its flight ends. Reading
+/// them here rather than in the session means two sessions waiting on each other's sentences
+/// cannot deadlock. A failed job fails the current flight with its error; the flights after it
+/// end unanswered, so their readers synthesize those sentences themselves.
+fn lead_sentences(
+    state: AppState,
+    voice: String,
+    mut results: mpsc::UnboundedReceiver<SentenceResult>,
+    led: Vec<LedSentence>,
+) -> mpsc::UnboundedReceiver<Result<SentenceAudio, ApiError>> {
+    let (session, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for LedSentence { text, key, writer } in led {
+            match results.recv().await {
+                Some(Ok(audio)) => {
+                    let entry = sentence_entry(&voice, &text, &audio.pcm, audio.synth_time);
+                    writer.push(entry.bytes.clone());
+                    let _ = session.send(Ok(audio));
+                    state.cache.put_sentence(&key, &entry).await;
+                    writer.finish(entry.meta);
+                }
+                Some(Err(err)) => {
+                    let err = ApiError::from(err);
+                    writer.fail(Arc::new(err.clone()));
+                    let _ = session.send(Err(err));
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    received
 }
 
 struct Session {
@@ -260,7 +315,8 @@ impl Session {
     }
 
     /// Speaks `batch` in order, sending each sentence's audio as it is ready: sentences in the
-    /// cache at once, the others synthesized as one job (and stored).
+    /// cache at once, sentences another session is synthesizing right now from its output, the
+    /// rest synthesized as one job (stored, and shared with sessions asking meanwhile).
     async fn speak(&mut self, batch: Vec<String>) -> Result<(), End> {
         if batch.is_empty() {
             return Ok(());
@@ -271,78 +327,147 @@ impl Session {
             }
         }
         let started = Instant::now();
-        let keys: Vec<_> = batch
-            .iter()
-            .map(|sentence| self.state.cache.sentence_key(&self.params, sentence))
-            .collect();
-        let mut cached = Vec::with_capacity(batch.len());
-        for key in &keys {
-            cached.push(self.state.cache.get_sentence(key).await);
+        let mut sources = Vec::with_capacity(batch.len());
+        let mut led = Vec::new();
+        for sentence in &batch {
+            let key = self.state.cache.sentence_key(&self.params, sentence);
+            if let Some((pcm, status)) = self.state.cache.get_sentence(&key).await {
+                sources.push(Source::Cached(pcm, status));
+                continue;
+            }
+            match self.state.cache.tiers().coalescer().join(&key) {
+                // This session reads its own sentences from the job, not through the flight.
+                Joined::Leader(writer, _) => {
+                    led.push(LedSentence {
+                        text: sentence.clone(),
+                        key,
+                        writer,
+                    });
+                    sources.push(Source::Led);
+                }
+                Joined::Follower(reader) => sources.push(Source::Shared(reader)),
+            }
         }
-        let misses: Vec<String> = batch
-            .iter()
-            .zip(&cached)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(sentence, _)| sentence.clone())
-            .collect();
-        let mut results = if misses.is_empty() {
+        let mut led_results = if led.is_empty() {
             None
         } else {
+            let texts = led.iter().map(|s| s.text.clone()).collect();
             match self
                 .state
                 .speech
-                .submit(&self.params, misses, &self.cancel, started)
+                .submit(&self.params, texts, &self.cancel, started)
             {
-                Ok(rx) => Some(rx),
-                Err(err) => return self.send_error(&err).await,
+                Ok(results) => Some(lead_sentences(
+                    self.state.clone(),
+                    self.params.voice.clone(),
+                    results,
+                    led,
+                )),
+                Err(err) => {
+                    for sentence in led {
+                        sentence.writer.fail(Arc::new(err.clone()));
+                    }
+                    return self.send_error(&err).await;
+                }
             }
         };
         let deadline =
             tokio::time::Instant::from_std(started + self.state.speech.settings().timeout);
-        for ((text, key), hit) in batch.into_iter().zip(keys).zip(cached) {
-            let sentence = match (hit, results.as_mut()) {
-                (Some((pcm, cache)), _) => SentencePcm {
+        for (text, source) in batch.into_iter().zip(sources) {
+            let sentence = match source {
+                Source::Cached(pcm, cache) => SentencePcm {
                     pcm,
                     cache,
                     queue_wait: Duration::ZERO,
                     synth_time: Duration::ZERO,
                 },
-                (None, Some(results)) => {
+                Source::Led => {
+                    let Some(results) = led_results.as_mut() else {
+                        return Ok(());
+                    };
                     let next = tokio::select! {
                         next = tokio::time::timeout_at(deadline, results.recv()) => next,
                         () = self.cancel.cancelled() => return Err(End::Disconnected),
                     };
-                    let audio = match next {
+                    match next {
                         Ok(None) => return Ok(()),
-                        Ok(Some(Ok(audio))) => audio,
-                        Ok(Some(Err(err))) => return self.send_error(&err.into()).await,
+                        Ok(Some(Ok(audio))) => SentencePcm {
+                            pcm: audio.pcm,
+                            cache: CacheStatus::Miss,
+                            queue_wait: audio.queue_wait,
+                            synth_time: audio.synth_time,
+                        },
+                        Ok(Some(Err(err))) => return self.send_error(&err).await,
                         Err(_) => return self.send_error(&ApiError::Timeout).await,
-                    };
-                    let (state, voice, words, pcm) = (
-                        self.state.clone(),
-                        self.params.voice.clone(),
-                        text.clone(),
-                        audio.pcm.clone(),
-                    );
-                    let synth_time = audio.synth_time;
-                    tokio::spawn(async move {
-                        state
-                            .cache
-                            .put_sentence(&key, &voice, &words, &pcm, synth_time)
-                            .await;
-                    });
-                    SentencePcm {
-                        pcm: audio.pcm,
-                        cache: CacheStatus::Miss,
-                        queue_wait: audio.queue_wait,
-                        synth_time: audio.synth_time,
                     }
                 }
-                (None, None) => return Ok(()),
+                Source::Shared(reader) => {
+                    let shared = tokio::select! {
+                        shared = tokio::time::timeout_at(deadline, reader.collect()) => shared,
+                        () = self.cancel.cancelled() => return Err(End::Disconnected),
+                    };
+                    let outcome = match shared {
+                        Ok(Ok((bytes, meta))) => self.shared_sentence(CachedAudio { bytes, meta }),
+                        // The leader's own error (a full queue, text the model refuses) is ours.
+                        Ok(Err(error)) if error.downcast_ref::<ApiError>().is_some() => {
+                            Err(flight_error(error))
+                        }
+                        // The leading session went away mid-job: synthesize it here instead.
+                        Ok(Err(_)) => self.synthesize_alone(&text, started, deadline).await,
+                        Err(_) => Err(ApiError::Timeout),
+                    };
+                    match outcome {
+                        Ok(sentence) => sentence,
+                        Err(err) => return self.send_error(&err).await,
+                    }
+                }
             };
             self.send_sentence(text, sentence).await?;
         }
         Ok(())
+    }
+
+    /// A sentence another session synthesized while this one asked for it.
+    fn shared_sentence(&self, audio: CachedAudio) -> Result<SentencePcm, ApiError> {
+        let pcm = sentence_pcm(&audio)
+            .ok_or_else(|| ApiError::Internal("a shared sentence was not sentence PCM".into()))?;
+        self.state.cache.tiers().note_coalesced(&audio);
+        Ok(SentencePcm {
+            pcm,
+            cache: CacheStatus::Coalesced,
+            queue_wait: Duration::ZERO,
+            synth_time: Duration::ZERO,
+        })
+    }
+
+    /// Synthesizes one sentence for this session alone, and stores it.
+    async fn synthesize_alone(
+        &mut self,
+        text: &str,
+        started: Instant,
+        deadline: tokio::time::Instant,
+    ) -> Result<SentencePcm, ApiError> {
+        let mut results = self.state.speech.submit(
+            &self.params,
+            vec![text.to_string()],
+            &self.cancel,
+            started,
+        )?;
+        let audio = match tokio::time::timeout_at(deadline, results.recv()).await {
+            Ok(Some(result)) => result?,
+            Ok(None) => return Err(ApiError::Internal("synthesis ended without audio".into())),
+            Err(_) => return Err(ApiError::Timeout),
+        };
+        let key = self.state.cache.sentence_key(&self.params, text);
+        let entry = sentence_entry(&self.params.voice, text, &audio.pcm, audio.synth_time);
+        let state = self.state.clone();
+        tokio::spawn(async move { state.cache.put_sentence(&key, &entry).await });
+        Ok(SentencePcm {
+            pcm: audio.pcm,
+            cache: CacheStatus::Miss,
+            queue_wait: audio.queue_wait,
+            synth_time: audio.synth_time,
+        })
     }
 
     /// Encodes one sentence into the utterance's stream and sends it with its `sentence_done`.
