@@ -436,6 +436,10 @@ async fn run_job(
                         item.cache = Some(done.cache_status);
                     });
                 }
+                // Cut short by a shutdown, not failed: the next start runs it again.
+                Err(ApiError::NotReady) if state.shutdown.is_cancelled() => {
+                    job.update(index, |item| item.status = ItemStatus::Queued);
+                }
                 Err(err) => {
                     tracing::info!(job = %job.id, index, error = %err, "batch item failed");
                     job.update(index, |item| {
@@ -450,6 +454,13 @@ async fn run_job(
         });
     }
     while tasks.join_next().await.is_some() {}
+    if job.view().pending > 0 {
+        // Items left by a shutdown: the job stays open, for the next start to resume.
+        if let Err(err) = job.persist().await {
+            tracing::error!(job = %job.id, error = %err, "storing interrupted batch job");
+        }
+        return;
+    }
     *job.finished.lock().unwrap_or_else(|e| e.into_inner()) = Some(now_unix());
     if let Err(err) = job.persist().await {
         tracing::error!(job = %job.id, error = %err, "storing finished batch job");

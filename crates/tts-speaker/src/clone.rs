@@ -66,6 +66,8 @@ pub struct FitOptions {
     pub gradient_share: f32,
     /// Adam's step size for the decoder-half offset.
     pub learning_rate: f32,
+    /// Most gradient steps, whatever the budget.
+    pub max_gradient_steps: usize,
     /// Seed of the synthesis noise and of the search.
     pub seed: u64,
 }
@@ -78,6 +80,7 @@ impl Default for FitOptions {
             regularisation: 0.02,
             gradient_share: 0.75,
             learning_rate: 0.01,
+            max_gradient_steps: 64,
             seed: 0,
         }
     }
@@ -92,6 +95,8 @@ pub struct FittedStyle {
     pub blend: Vec<(String, f32)>,
     /// Cosine similarity between the sample and speech synthesised with `pack`.
     pub similarity: f32,
+    /// The same after the blend and the search, before gradient refinement.
+    pub searched_similarity: f32,
 }
 
 /// A stock voice as the fitting sees it.
@@ -460,6 +465,7 @@ pub fn fit_kokoro_style(
         );
     }
     let mut pack = stock.pack_for(&theta)?;
+    let searched_similarity = sim;
     // Gradient refinement, if at least a few steps (each a few syntheses' worth) fit.
     let deadline = started + std::time::Duration::from_secs_f64(budget);
     let remaining = budget - started.elapsed().as_secs_f64();
@@ -504,6 +510,7 @@ pub fn fit_kokoro_style(
         pack: pack.to_device(&Device::Cpu)?,
         blend,
         similarity: sim,
+        searched_similarity,
     })
 }
 
@@ -542,7 +549,7 @@ fn refine_timbre(
     )?;
     let mut best = (f32::MIN, vec![0f32; HALF]);
     let mut step_time: Option<std::time::Duration> = None;
-    for step in 0.. {
+    for step in 0..opts.max_gradient_steps {
         let now = Instant::now();
         if step_time.is_some_and(|t| now + t > deadline) || now > deadline {
             break;
