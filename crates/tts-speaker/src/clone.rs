@@ -144,12 +144,11 @@ impl StockVoices {
         }
         let phonemes = fit_phonemes()?;
         let n = kokoro.phoneme_ids(&phonemes).len();
-        let row = n.clamp(1, tts_models::kokoro::voices::PACK_ROWS) - 1;
         let mut voices = Vec::new();
         let mut rows = Vec::new();
         for id in ids {
             let pack = store.pack(&id)?.as_ref().clone();
-            let style: Vec<f32> = pack.narrow(0, row, 1)?.flatten_all()?.to_vec1()?;
+            let style = style_row(&pack, n)?;
             let audio = synthesize(kokoro, &phonemes, &style, 0)?;
             let embedding = encoder.embed(&audio)?;
             let prosody = ProsodyStats::measure(&audio)?;
@@ -275,11 +274,17 @@ pub fn synthesize_text_with_pack(
         if n == 0 {
             continue;
         }
-        let row = n.clamp(1, tts_models::kokoro::voices::PACK_ROWS) - 1;
-        let style: Vec<f32> = pack.narrow(0, row, 1)?.flatten_all()?.to_vec1()?;
+        let style = style_row(pack, n)?;
         samples.extend(synthesize(kokoro, &chunk, &style, seed)?.samples);
     }
     Ok(Pcm::new(samples, SAMPLE_RATE))
+}
+
+/// The style vector of `pack` `[510, 256]` for an input of `n_phonemes` phonemes (row `n − 1`,
+/// clamped), as [`tts_models::kokoro::voices::VoiceStore::style`] picks it.
+fn style_row(pack: &Tensor, n_phonemes: usize) -> Result<Vec<f32>, SpeakerError> {
+    let row = n_phonemes.clamp(1, tts_models::kokoro::voices::PACK_ROWS) - 1;
+    Ok(pack.narrow(0, row, 1)?.flatten_all()?.to_vec1()?)
 }
 
 /// Non-negative least squares `min ‖A w − b‖²` s.t. `w ≥ 0` for a handful of columns
@@ -373,10 +378,12 @@ pub fn fit_kokoro_style(
         .collect();
     tracing::info!(?blend, sample_f0_hz = prosody.f0_hz(), "blend fitted");
 
-    let score = |theta: &[f32]| -> Result<f32, SpeakerError> {
-        let audio = synthesize(kokoro, &stock.phonemes, &stock.style_for(theta), opts.seed)?;
+    // Exact similarity of a style vector (the fitting sentence's row) to the sample.
+    let score_style = |style: &[f32]| -> Result<f32, SpeakerError> {
+        let audio = synthesize(kokoro, &stock.phonemes, style, opts.seed)?;
         Ok(cosine(&encoder.embed(&audio)?, &target))
     };
+    let score = |theta: &[f32]| score_style(&stock.style_for(theta));
     let theta_blend: Vec<f32> = weights.iter().chain(&weights).copied().collect();
     let one_score = Instant::now();
     let blend_sim = score(&theta_blend)?;
@@ -473,9 +480,7 @@ pub fn fit_kokoro_style(
         // Keep time for the exact score of the result.
         let steps_deadline = deadline - std::time::Duration::from_secs_f64(per_score);
         let phonemes = phonemes_of(GRADIENT_TEXT)?;
-        let n = kokoro.phoneme_ids(&phonemes).len();
-        let row = n.clamp(1, tts_models::kokoro::voices::PACK_ROWS) - 1;
-        let gradient_style: Vec<f32> = pack.narrow(0, row, 1)?.flatten_all()?.to_vec1()?;
+        let gradient_style = style_row(&pack, kokoro.phoneme_ids(&phonemes).len())?;
         let offset = refine_timbre(
             kokoro,
             encoder,
@@ -489,8 +494,7 @@ pub fn fit_kokoro_style(
         for (s, o) in refined.iter_mut().zip(&offset) {
             *s += o;
         }
-        let audio = synthesize(kokoro, &stock.phonemes, &refined, opts.seed)?;
-        let refined_sim = cosine(&encoder.embed(&audio)?, &target);
+        let refined_sim = score_style(&refined)?;
         tracing::info!(
             before = sim,
             after = refined_sim,

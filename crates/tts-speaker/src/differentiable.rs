@@ -13,8 +13,6 @@ use candle_core::{Device, Tensor, D};
 use crate::audio::{self, HOP, N_FFT, N_MELS};
 use crate::{SpeakerEncoder, SpeakerError, MIN_COVERAGE, PARTIALS_PER_SECOND};
 
-/// Input rate of [`DifferentiableFrontEnd::mels`].
-pub const INPUT_RATE: u32 = 24_000;
 /// Taps of the 24 → 16 kHz low-pass (run at the 48 kHz intermediate rate).
 const RESAMPLE_TAPS: usize = 97;
 /// Pass band edge of that filter; the highest mel band ends at 8 kHz.

@@ -544,12 +544,30 @@ impl Generator {
 
     /// Inverse STFT of `conv_post`'s output: magnitude `exp(x[:bins])`, phase `sin(x[bins:])`.
     pub fn istft(&self, post: &Tensor, mode: IstftMode) -> Result<Vec<f32>> {
+        self.overlap_add(&self.complex_spectrum(post)?, mode)
+    }
+
+    /// `conv_post`'s output as a one-sided complex spectrum `[1, 2·bins, frames]`: magnitude
+    /// `exp(x[:bins])`, phase `sin(x[bins:])`, real rows then imaginary rows.
+    fn complex_spectrum(&self, post: &Tensor) -> Result<Tensor> {
         let bins = self.n_fft / 2 + 1;
         let spec = post.narrow(1, 0, bins)?.exp()?;
         let phase = post.narrow(1, bins, bins)?.sin()?;
         let re = (&spec * phase.cos()?)?;
         let im = (&spec * phase.sin()?)?;
-        self.overlap_add(&Tensor::cat(&[re, im], 1)?, mode)
+        Tensor::cat(&[re, im], 1)
+    }
+
+    /// The summed squared window of `frames` overlapped frames, `len` samples long: what
+    /// `torch.istft` divides the overlap-add by.
+    fn window_envelope(&self, frames: usize, len: usize) -> Vec<f32> {
+        let mut env = vec![0f32; len];
+        for m in 0..frames {
+            for (t, w) in self.window.iter().enumerate() {
+                env[m * self.hop + t] += w * w;
+            }
+        }
+        env
     }
 
     /// Inverse STFT of a one-sided complex spectrum `[1, 2·bins, frames]` (real rows, then
@@ -561,12 +579,7 @@ impl Generator {
         let half = self.n_fft / 2;
         match mode {
             IstftMode::Exact => {
-                let mut env = vec![0f32; y.len()];
-                for m in 0..frames {
-                    for (t, w) in self.window.iter().enumerate() {
-                        env[m * self.hop + t] += w * w;
-                    }
-                }
+                let env = self.window_envelope(frames, y.len());
                 for (v, e) in y.iter_mut().zip(&env) {
                     if *e > 1e-11 {
                         *v /= e;
@@ -590,20 +603,11 @@ impl Generator {
     /// [`Self::istft`] (exact mode) kept as a tensor `[(frames − 1) · hop]` that candle can
     /// back-propagate through, for voice cloning.
     pub fn istft_differentiable(&self, post: &Tensor) -> Result<Tensor> {
-        let bins = self.n_fft / 2 + 1;
         let frames = post.dim(2)?;
-        let spec = post.narrow(1, 0, bins)?.exp()?;
-        let phase = post.narrow(1, bins, bins)?.sin()?;
-        let z = Tensor::cat(&[(&spec * phase.cos()?)?, (&spec * phase.sin()?)?], 1)?;
+        let z = self.complex_spectrum(post)?;
         let basis = self.istft_basis.to_dtype(z.dtype())?;
         let y = crate::nn::conv_transpose1d_polyphase(&z, &basis, self.hop)?.flatten_all()?;
-        // Overlap-add normalisation by the summed squared window, as `torch.istft`.
-        let mut env = vec![0f32; y.dim(0)?];
-        for m in 0..frames {
-            for (t, w) in self.window.iter().enumerate() {
-                env[m * self.hop + t] += w * w;
-            }
-        }
+        let env = self.window_envelope(frames, y.dim(0)?);
         let inverse: Vec<f32> = env
             .iter()
             .map(|e| if *e > 1e-11 { 1.0 / e } else { 1.0 })

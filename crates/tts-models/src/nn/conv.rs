@@ -67,10 +67,7 @@ pub fn conv_transpose1d_polyphase(x: &Tensor, w: &Tensor, stride: usize) -> Resu
     };
     // Conv1d weight [stride·out, in, taps]: row (r, o), tap j = w[in, o, (taps − 1 − j)·stride + r]
     // (a convolution runs its taps forwards, the sum above backwards).
-    let reversed: Vec<u32> = (0..taps as u32).rev().collect();
-    let kernel = w
-        .reshape((c_in, c_out, taps, stride))?
-        .index_select(&Tensor::new(reversed.as_slice(), w.device())?, 2)?
+    let kernel = reverse(&w.reshape((c_in, c_out, taps, stride))?, 2)?
         .permute((3, 1, 0, 2))?
         .reshape((stride * c_out, c_in, taps))?
         .contiguous()?;
@@ -89,6 +86,13 @@ pub fn conv_transpose1d_polyphase(x: &Tensor, w: &Tensor, stride: usize) -> Resu
         .permute((0, 2, 3, 1))?
         .reshape((b, c_out, len * stride))?;
     y.narrow(2, 0, (t - 1) * stride + k)
+}
+
+/// `x` with dimension `dim` in reverse order (kernels flipped for adjoint convolutions).
+pub(crate) fn reverse(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let reversed: Vec<u32> = (0..x.dim(dim)? as u32).rev().collect();
+    x.contiguous()?
+        .index_select(&Tensor::new(reversed.as_slice(), x.device())?, dim)
 }
 
 /// The `pool` of an upsampling `AdainResBlk1d`: depthwise transposed conv, k=3, stride 2,

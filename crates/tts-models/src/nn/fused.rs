@@ -454,12 +454,7 @@ pub fn conv1d_input_grad(x: &Tensor, conv: &Conv1d) -> Result<Tensor> {
     if cfg.padding > span {
         return conv.forward(x);
     }
-    let reversed: Vec<u32> = (0..kernel as u32).rev().collect();
-    let adjoint = w
-        .transpose(0, 1)?
-        .contiguous()?
-        .index_select(&Tensor::new(reversed.as_slice(), w.device())?, 2)?
-        .contiguous()?;
+    let adjoint = super::conv::reverse(&w.transpose(0, 1)?, 2)?;
     let adjoint = Conv1d::new(
         adjoint,
         None,
